@@ -1,0 +1,149 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { parseArgs, parseEnv } from 'node:util';
+import { z } from 'zod';
+
+const bool = z
+  .union([z.boolean(), z.string()])
+  .transform((v, ctx) => {
+    if (typeof v === 'boolean') return v;
+    const s = v.trim().toLowerCase();
+    if (['1', 'true', 'yes', 'on'].includes(s)) return true;
+    if (['0', 'false', 'no', 'off', ''].includes(s)) return false;
+    ctx.addIssue({ code: 'custom', message: `expected a boolean (1/0, true/false, yes/no, on/off), got "${v}"` });
+    return z.NEVER;
+  });
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+const list = z.string().transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean));
+const DEVICE = /^(auto|cpu|mps|cuda(:\d+)?)$/;
+
+/**
+ * Every setting of the gateway, keyed by its environment variable name. Each can also be given
+ * as a flag: the name in kebab case (`MAX_QUEUE_SIZE` → `--max-queue-size`). Precedence is
+ * flags, then the environment, then a `.env` file in the working directory, then the default.
+ * This schema is the only description of the settings; the README table mirrors it.
+ */
+export const settingsSchema = z.object({
+  /** Comma-separated catalog names to serve. Required: the server serves nothing by default. */
+  MODELS: list.pipe(z.array(z.string()).min(1, 'name at least one model')),
+  /** Device(s) for the runners: auto, cpu, mps, cuda or cuda:N. A comma list starts one runner per device for each model. */
+  MODEL_DEVICE: list.pipe(
+    z.array(z.string().regex(DEVICE, 'use auto, cpu, mps, cuda or cuda:N')).min(1),
+  ).default(['auto']),
+  /** The model catalog, shared with the runners. */
+  MODEL_CONFIG: z.string().default('configs/model_config.yaml'),
+  /** Folder holding one weights folder per model; the runners read nothing else. */
+  MODELS_DIR: z.string().default('models'),
+  /** Interface to listen on. 0.0.0.0 exposes the server to the network (the Docker image does). */
+  HOST: z.string().default('127.0.0.1'),
+  /** HTTP port. */
+  PORT: int(0, 65535).default(8000),
+  /** Forward passes in flight per runner; also the runner's worker threads. 1–2 suits one GPU or a small CPU. */
+  MAX_CONCURRENT: int(1, 64).default(2),
+  /** Requests that may wait per model for a free runner before new ones get 429. */
+  MAX_QUEUE_SIZE: int(0).default(128),
+  /** A request still waiting after this long fails with 429 instead of hanging. */
+  QUEUE_TIMEOUT_MS: int(1).default(30_000),
+  /** Most inputs in one request. OpenAI's own limit; requests are split into forward batches anyway. */
+  MAX_BATCH_SIZE: int(1).default(2048),
+  /** Most characters in one input. */
+  MAX_TEXT_CHARS: int(1).default(20_000),
+  /** Padded tokens the runner puts into one forward pass; bounds activation memory. */
+  MAX_BATCH_TOKENS: int(1).default(16_384),
+  /** Largest request body in bytes; larger bodies get 413. */
+  MAX_REQUEST_BYTES: int(1024).default(16 * 1024 * 1024),
+  /** Serve Prometheus metrics at /metrics. */
+  ENABLE_METRICS: bool.default(true),
+  /** Run warmup batches through every runner worker before reporting ready. */
+  ENABLE_WARMUP: bool.default(true),
+  /** Texts per warmup batch. */
+  WARMUP_BATCH_SIZE: int(1, 1024).default(8),
+  /** Warmup batches per worker. */
+  WARMUP_STEPS: int(0, 100).default(2),
+  /** Coalesce concurrent requests into shared runner calls. */
+  ENABLE_BATCHING: bool.default(true),
+  /** How long a free runner waits for more inputs while others are busy; 0 never waits. */
+  BATCH_WINDOW_MS: int(0, 1000).default(2),
+  /** Most inputs in one runner call; larger requests are split across calls. */
+  BATCH_WINDOW_MAX_SIZE: int(1, 4096).default(32),
+  /** Cached vectors per model (LRU, by exact input); 0 disables the cache. */
+  EMBEDDING_CACHE_SIZE: int(0).default(256),
+  /** pino log level. */
+  LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  /** Python interpreter for the runners; defaults to the project's .venv. */
+  RUNNER_PYTHON: z.string().default(existsSync('.venv/bin/python') ? '.venv/bin/python' : 'python3'),
+  /** How long a runner may take to load and warm up before startup fails. */
+  RUNNER_STARTUP_TIMEOUT_S: int(1).default(300),
+  /** On SIGTERM/SIGINT, how long in-flight requests may take to finish before runners stop. */
+  SHUTDOWN_TIMEOUT_S: int(0).default(30),
+});
+
+/** Validated settings, as the rest of the gateway sees them. */
+export type Settings = z.output<typeof settingsSchema>;
+
+/** Flags that are not the kebab-case form of their setting, kept from the original CLI. */
+const FLAG_ALIASES: Record<string, keyof Settings> = { device: 'MODEL_DEVICE', config: 'MODEL_CONFIG' };
+
+/** A settings problem a user must fix; its message is meant to be printed as is. */
+export class SettingsError extends Error {}
+
+const names = Object.keys(settingsSchema.shape) as (keyof Settings)[];
+const flagOf = (name: string) => name.toLowerCase().replaceAll('_', '-');
+
+/** Where settings come from; split out so that tests can pass each source explicitly. */
+export interface SettingsSources {
+  argv: string[];
+  env: Record<string, string | undefined>;
+  /** Contents of the .env file, if there is one. */
+  dotenv?: string;
+}
+
+/** Merges the sources by precedence and validates the result; throws SettingsError. */
+export function loadSettings({ argv, env, dotenv }: SettingsSources): Settings {
+  const options: Record<string, { type: 'string' }> = {};
+  for (const name of names) options[flagOf(name)] = { type: 'string' };
+  for (const alias of Object.keys(FLAG_ALIASES)) options[alias] = { type: 'string' };
+
+  let flags: Record<string, string | boolean | undefined>;
+  try {
+    flags = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values;
+  } catch (err) {
+    throw new SettingsError(`${(err as Error).message}. Run with --help to list the settings.`);
+  }
+  const fromFile = dotenv ? parseEnv(dotenv) : {};
+  const merged: Record<string, unknown> = {};
+  for (const name of names) {
+    const value = flags[flagOf(name)] ?? env[name] ?? fromFile[name];
+    if (value !== undefined) merged[name] = value;
+  }
+  for (const [alias, name] of Object.entries(FLAG_ALIASES)) {
+    if (flags[alias] !== undefined) merged[name] = flags[alias];
+  }
+
+  const parsed = settingsSchema.safeParse(merged);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => {
+      const name = String(issue.path[0]);
+      const message = issue.code === 'invalid_type' && merged[name] === undefined ? 'is required' : issue.message;
+      return `  ${name} (--${flagOf(name)}): ${message}`;
+    });
+    throw new SettingsError(`Invalid settings:\n${lines.join('\n')}`);
+  }
+  return parsed.data;
+}
+
+/** Reads .env from the working directory, if present. */
+export function readDotenv(path = '.env'): string | undefined {
+  return existsSync(path) ? readFileSync(path, 'utf8') : undefined;
+}
+
+/** The settings with their flags and defaults, for --help. */
+export function settingsHelp(): string {
+  return names
+    .map((name) => {
+      const field = settingsSchema.shape[name];
+      const fallback = field.safeParse(undefined);
+      const shown = fallback.success ? JSON.stringify(fallback.data) : '(required)';
+      return `  --${flagOf(name).padEnd(26)} ${name.padEnd(26)} default ${shown}`;
+    })
+    .join('\n');
+}

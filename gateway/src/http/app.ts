@@ -1,0 +1,88 @@
+import { randomUUID } from 'node:crypto';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { Settings } from '../config/settings.ts';
+import { ApiError } from '../errors.ts';
+import type { Metrics } from '../metrics/metrics.ts';
+import type { ModelRegistry } from '../services/model-registry.ts';
+import { isServerFault, toHttpError } from './error-envelope.ts';
+import embeddingsRoute from './routes/embeddings.ts';
+import healthRoute from './routes/health.ts';
+import metricsRoute from './routes/metrics.ts';
+import modelsRoute from './routes/models.ts';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The served models. */
+    registry: ModelRegistry;
+    /** The metrics registry and instruments. */
+    metrics: Metrics;
+  }
+  interface FastifyRequest {
+    /** The model a request named, for metric labels; set by the route once parsed. */
+    modelName: string;
+    /** Aborts when the client disconnects before its answer is sent. */
+    abortSignal: AbortSignal;
+  }
+}
+
+/** A client-supplied X-Request-Id is kept only if it is short and plain. */
+const REQUEST_ID = /^[\w.:@-]{1,128}$/;
+
+/** What the HTTP layer needs from the rest of the gateway. */
+export interface AppDeps {
+  settings: Pick<Settings, 'MAX_REQUEST_BYTES' | 'ENABLE_METRICS'>;
+  registry: ModelRegistry;
+  metrics: Metrics;
+  logger: Logger;
+}
+
+/** Builds the Fastify app: routes, request ids, error envelope and per-request metrics. */
+export function buildApp({ settings, registry, metrics, logger }: AppDeps): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    bodyLimit: settings.MAX_REQUEST_BYTES,
+    // One embedding_request line per request replaces Fastify's two generic ones.
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }),
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    return503OnClosing: true,
+  });
+  app.decorate('registry', registry);
+  app.decorate('metrics', metrics);
+  app.decorateRequest('modelName', '');
+  app.decorateRequest('abortSignal', null as unknown as AbortSignal);
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+    const controller = new AbortController();
+    request.abortSignal = controller.signal;
+    reply.raw.on('close', () => {
+      if (!reply.raw.writableFinished) controller.abort();
+    });
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    const labels = { route, model: request.modelName };
+    metrics.requests.inc({ ...labels, status: String(reply.statusCode) });
+    metrics.requestSeconds.observe(labels, reply.elapsedTime / 1000);
+  });
+
+  app.setErrorHandler((err, request, reply) => {
+    const { status, headers, body } = toHttpError(err);
+    if (isServerFault(status)) request.log.error({ err }, 'request_failed');
+    else request.log.info({ status, error: body.error.message }, 'request_rejected');
+    return reply.code(status).headers(headers).send(body);
+  });
+  app.setNotFoundHandler((request) => {
+    throw new ApiError('not_found', `No route ${request.method} ${request.url}.`, { code: 'route_not_found' });
+  });
+
+  app.register(embeddingsRoute);
+  app.register(modelsRoute);
+  app.register(healthRoute);
+  if (settings.ENABLE_METRICS) app.register(metricsRoute);
+  return app;
+}

@@ -1,0 +1,41 @@
+import { z } from 'zod';
+
+/** A non-empty text; OpenAI refuses empty strings too. */
+const text = z.string().min(1, 'inputs must not be empty strings');
+
+/** Body of POST /v1/embeddings, as the OpenAI API defines it. */
+export const embeddingsRequestSchema = z.object({
+  /** One text or a list of texts. */
+  input: z.union([text, z.array(text).min(1, 'input must hold at least one text')], {
+    error: (issue) => (issue.input === undefined ? 'input is required' : 'input must be a string or an array of strings'),
+  }),
+  /** Catalog name of a served model. */
+  model: z.string({ error: 'model is required and must be a string' }).min(1, 'model must not be empty'),
+  /** float: JSON numbers; base64: the little-endian float32 bytes, base64-encoded. */
+  encoding_format: z.enum(['float', 'base64']).default('float'),
+  /** Output size. Only the model's native size is accepted until a Matryoshka model is served. */
+  dimensions: z.number().int().positive().optional(),
+  /** End-user id; accepted for compatibility and ignored. */
+  user: z.string().optional(),
+});
+
+/** A validated embeddings request. */
+export type EmbeddingsRequest = z.output<typeof embeddingsRequestSchema>;
+
+/** One vector of the answer. */
+export const embeddingSchema = z.object({
+  object: z.literal('embedding'),
+  index: z.number().int(),
+  embedding: z.union([z.array(z.number()), z.string()]),
+});
+
+/** Answer of POST /v1/embeddings. */
+export const embeddingsResponseSchema = z.object({
+  object: z.literal('list'),
+  data: z.array(embeddingSchema),
+  model: z.string(),
+  usage: z.object({ prompt_tokens: z.number().int(), total_tokens: z.number().int() }),
+});
+
+/** The answer's type. */
+export type EmbeddingsResponse = z.output<typeof embeddingsResponseSchema>;

@@ -1,0 +1,23 @@
+import { z } from 'zod';
+
+/** One served model in GET /v1/models: OpenAI's model object plus the vector size. */
+export const modelObjectSchema = z.object({
+  id: z.string(),
+  object: z.literal('model'),
+  created: z.number().int(),
+  owned_by: z.string(),
+  /** Length of the vectors this model returns. */
+  dimensions: z.number().int().nullable(),
+  /** Most tokens per input; longer inputs are truncated. */
+  max_tokens: z.number().int().nullable(),
+  /** What the model can do, e.g. text-embedding. */
+  capabilities: z.array(z.string()),
+  /** True while at least one of its runners is ready. */
+  ready: z.boolean(),
+});
+
+/** Answer of GET /v1/models. */
+export const modelListSchema = z.object({ object: z.literal('list'), data: z.array(modelObjectSchema) });
+
+/** The answer's type. */
+export type ModelList = z.output<typeof modelListSchema>;

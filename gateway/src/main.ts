@@ -1,0 +1,98 @@
+import { CatalogError, loadCatalog } from './config/catalog.ts';
+import { loadSettings, readDotenv, SettingsError, settingsHelp, type Settings } from './config/settings.ts';
+import { buildApp } from './http/app.ts';
+import { createLogger } from './logger.ts';
+import { createMetrics } from './metrics/metrics.ts';
+import { RunnerStartError } from './runners/supervisor.ts';
+import { ModelRegistry } from './services/model-registry.ts';
+
+const USAGE = `Usage: node gateway/src/main.ts --models NAME[,NAME...] [options]
+
+Every setting is a flag or an environment variable (flags win, then the environment, then .env):
+${settingsHelp()}
+`;
+
+/** Fails with a message a person can act on, and no stack trace. */
+function die(message: string): never {
+  process.stderr.write(`edge-embed: ${message}\n`);
+  process.exit(2);
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  let settings: Settings;
+  let catalogNames: string[] = [];
+  try {
+    settings = loadSettings({ argv, env: process.env, dotenv: readDotenv() });
+  } catch (err) {
+    if (!(err instanceof SettingsError)) throw err;
+    // A missing MODELS is the most common first-run mistake: say what could be served.
+    try {
+      const path = process.env.MODEL_CONFIG ?? 'configs/model_config.yaml';
+      catalogNames = [...loadCatalog(path).keys()];
+    } catch { /* the settings error below is the one to show */ }
+    const hint = catalogNames.length ? `\nModels in the catalog: ${catalogNames.join(', ')}` : '';
+    die(`${err.message}${hint}`);
+  }
+  try {
+    const catalog = loadCatalog(settings.MODEL_CONFIG);
+    const unknown = settings.MODELS.filter((m) => !catalog.has(m));
+    if (unknown.length) die(`not in the catalog ${settings.MODEL_CONFIG}: ${unknown.join(', ')}\nModels in the catalog: ${[...catalog.keys()].join(', ')}`);
+  } catch (err) {
+    if (err instanceof CatalogError) die(err.message);
+    throw err;
+  }
+
+  const logger = createLogger(settings.LOG_LEVEL);
+  const { RUNNER_PYTHON: _p, ...shown } = settings;
+  logger.info({ config: shown }, 'runtime_config');
+  const metrics = createMetrics();
+  const registry = new ModelRegistry(settings, metrics, logger);
+  const app = buildApp({ settings, registry, metrics, logger });
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutdown_started');
+    const force = setTimeout(() => {
+      logger.warn('shutdown_timeout_stopping_runners');
+      void registry.stop().finally(() => process.exit(1));
+    }, settings.SHUTDOWN_TIMEOUT_S * 1000);
+    // close() stops accepting, answers new requests 503, and waits for in-flight ones.
+    await app.close().catch((err) => logger.error({ err }, 'http_close_failed'));
+    await registry.stop();
+    clearTimeout(force);
+    logger.info('shutdown_complete');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+
+  // Listen first: a taken port fails in milliseconds rather than after the models load, and
+  // /health can answer 503 while the runners warm up.
+  try {
+    await app.listen({ host: settings.HOST, port: settings.PORT });
+  } catch (err) {
+    die(`cannot listen on ${settings.HOST}:${settings.PORT}: ${(err as Error).message}`);
+  }
+  const started = performance.now();
+  try {
+    await registry.start();
+  } catch (err) {
+    if (stopping) return; // a signal during startup stopped the runners on purpose
+    if (err instanceof RunnerStartError) {
+      logger.fatal({ err: err.message }, 'runner_start_failed');
+      await app.close();
+      die(err.message);
+    }
+    throw err;
+  }
+  logger.info({ seconds: Math.round(performance.now() - started) / 1000 }, 'ready');
+}
+
+await main();

@@ -1,0 +1,24 @@
+import { status as Status, type ServiceError } from '@grpc/grpc-js';
+import { ApiError } from '../errors.ts';
+
+/** gRPC status of a runner call → the project's error taxonomy; the only place this lives. */
+export function fromGrpcError(err: ServiceError, model: string): ApiError {
+  switch (err.code) {
+    case Status.INVALID_ARGUMENT:
+    case Status.OUT_OF_RANGE:
+      return new ApiError('validation', err.details || 'The model rejected the input.');
+    case Status.RESOURCE_EXHAUSTED:
+      return new ApiError('overloaded', `Model '${model}' is out of capacity; retry shortly.`, { retryAfterS: 1 });
+    case Status.UNAVAILABLE:
+    case Status.CANCELLED:
+    case Status.DEADLINE_EXCEEDED:
+    case Status.FAILED_PRECONDITION:
+      return new ApiError('unavailable', `Model '${model}' is restarting; retry shortly.`, {
+        retryAfterS: 2,
+        code: 'model_unavailable',
+        cause: err,
+      });
+    default:
+      return new ApiError('internal', `Model '${model}' failed on this request.`, { cause: err });
+  }
+}

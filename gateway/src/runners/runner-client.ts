@@ -1,0 +1,74 @@
+import * as grpc from '@grpc/grpc-js';
+import type { EmbedResponse__Output } from '../generated/edgeembed/runner/v1/EmbedResponse.ts';
+import type { InfoResponse__Output } from '../generated/edgeembed/runner/v1/InfoResponse.ts';
+import type { RunnerClient as GeneratedRunnerClient } from '../generated/edgeembed/runner/v1/Runner.ts';
+import type { HealthClient } from '../generated/grpc/health/v1/Health.ts';
+import { fromGrpcError } from './grpc-errors.ts';
+import { HealthClientCtor, RunnerClientCtor } from './proto.ts';
+
+/** What the gateway learns about a runner's model once it is up. */
+export type RunnerInfo = InfoResponse__Output;
+/** One Embed answer: packed little-endian float32 rows plus token counts. */
+export type EmbedReply = EmbedResponse__Output;
+
+const MAX_MESSAGE = 256 * 1024 * 1024;
+
+/** Typed, promise-based calls to one runner over its unix socket. */
+export class RunnerClient {
+  readonly #model: string;
+  readonly #runner: GeneratedRunnerClient;
+  readonly #health: HealthClient;
+
+  constructor(model: string, address: string) {
+    this.#model = model;
+    const options = {
+      'grpc.max_receive_message_length': MAX_MESSAGE,
+      'grpc.max_send_message_length': MAX_MESSAGE,
+      // The socket appears only once the runner has loaded its model; reconnect quickly so
+      // readiness is noticed within a fraction of a second, not after a long backoff.
+      'grpc.initial_reconnect_backoff_ms': 100,
+      'grpc.max_reconnect_backoff_ms': 1_000,
+    };
+    this.#runner = new RunnerClientCtor(address, grpc.credentials.createInsecure(), options);
+    this.#health = new HealthClientCtor(address, grpc.credentials.createInsecure(), options);
+  }
+
+  /** Embeds texts; the request ids travel as metadata so runner logs can name them. */
+  embed(texts: string[], requestIds: string[], signal?: AbortSignal): Promise<EmbedReply> {
+    const metadata = new grpc.Metadata();
+    metadata.set('x-request-id', requestIds.join(','));
+    return new Promise((resolve, reject) => {
+      const call = this.#runner.Embed({ texts }, metadata, (err, reply) => {
+        signal?.removeEventListener('abort', cancel);
+        if (err) reject(fromGrpcError(err, this.#model));
+        else resolve(reply!);
+      });
+      const cancel = () => call.cancel();
+      signal?.addEventListener('abort', cancel, { once: true });
+    });
+  }
+
+  /** The model's static facts. */
+  info(timeoutMs = 10_000): Promise<RunnerInfo> {
+    return new Promise((resolve, reject) => {
+      this.#runner.Info({}, { deadline: Date.now() + timeoutMs }, (err, reply) =>
+        err ? reject(fromGrpcError(err, this.#model)) : resolve(reply!),
+      );
+    });
+  }
+
+  /** True when the runner's standard health service says SERVING. Never throws. */
+  isServing(timeoutMs = 2_000): Promise<boolean> {
+    return new Promise((resolve) => {
+      this.#health.Check({ service: '' }, { deadline: Date.now() + timeoutMs }, (err, reply) =>
+        resolve(!err && reply?.status === 'SERVING'),
+      );
+    });
+  }
+
+  /** Closes both channels. */
+  close(): void {
+    this.#runner.close();
+    this.#health.close();
+  }
+}

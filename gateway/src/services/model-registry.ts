@@ -1,0 +1,71 @@
+import type { Logger } from 'pino';
+import type { Settings } from '../config/settings.ts';
+import { ApiError } from '../errors.ts';
+import type { Metrics } from '../metrics/metrics.ts';
+import { SupervisedRunner } from '../runners/supervisor.ts';
+import { ModelService } from './model-service.ts';
+
+/** The served models by name, and the lifecycle of all their runners. */
+export class ModelRegistry {
+  readonly #models = new Map<string, ModelService>();
+
+  constructor(settings: Settings, metrics: Metrics, logger: Logger) {
+    for (const name of settings.MODELS) {
+      const runners = settings.MODEL_DEVICE.map((device) => {
+        const runner = new SupervisedRunner(name, device, settings, logger);
+        const labels = { model: name, device };
+        metrics.runnerUp.set(labels, 0);
+        runner.on('state', (state) => {
+          metrics.runnerUp.set(labels, state === 'ready' ? 1 : 0);
+          if (state === 'ready' && runner.restarts > 0) metrics.runnerRestarts.inc(labels);
+        });
+        return runner;
+      });
+      this.#models.set(name, new ModelService(name, runners, {
+        maxBatchSize: settings.MAX_BATCH_SIZE,
+        maxTextChars: settings.MAX_TEXT_CHARS,
+      }, settings.EMBEDDING_CACHE_SIZE, {
+        enableBatching: settings.ENABLE_BATCHING,
+        windowMs: settings.BATCH_WINDOW_MS,
+        maxBatchInputs: settings.BATCH_WINDOW_MAX_SIZE,
+        maxConcurrent: settings.MAX_CONCURRENT,
+        maxQueue: settings.MAX_QUEUE_SIZE,
+        queueTimeoutMs: settings.QUEUE_TIMEOUT_MS,
+      }, metrics));
+    }
+  }
+
+  /** All served models, in the order MODELS named them. */
+  get models(): ModelService[] {
+    return [...this.#models.values()];
+  }
+
+  /** The model's service; a 404 naming the served models when it is not one of them. */
+  get(name: string): ModelService {
+    const model = this.#models.get(name);
+    if (!model) {
+      throw new ApiError('not_found', `Model '${name}' is not served here. Served models: ${[...this.#models.keys()].join(', ')}.`, { param: 'model', code: 'model_not_found' });
+    }
+    return model;
+  }
+
+  /** True when every runner of every model is ready. */
+  get allReady(): boolean {
+    return this.models.every((m) => m.runners.every((r) => r.state === 'ready'));
+  }
+
+  /** Starts every runner at once; the first that cannot start stops the rest and is rethrown. */
+  async start(): Promise<void> {
+    try {
+      await Promise.all(this.models.flatMap((m) => m.runners.map((r) => r.start())));
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+  }
+
+  /** Stops every runner. */
+  async stop(): Promise<void> {
+    await Promise.all(this.models.flatMap((m) => m.runners.map((r) => r.stop())));
+  }
+}

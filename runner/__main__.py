@@ -1,0 +1,89 @@
+"""Entry point: `python -m runner --model NAME ...`. The gateway's supervisor starts it."""
+
+from __future__ import annotations
+
+import os
+
+# Before transformers is imported: weights come from models/ only, and its progress bars would
+# land on stderr, which the supervisor shows to users as the runner's error output.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from .catalog import load_catalog
+from .device import resolve_device
+from .errors import ConfigError
+from .loader import load_handler
+from .logs import JsonLogger
+from .server import ServeOptions, serve
+
+
+def _parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m runner", description=__doc__)
+    p.add_argument("--model", required=True, help="catalog name of the model to serve")
+    p.add_argument("--config", default="configs/model_config.yaml", help="model catalog path")
+    p.add_argument("--models-dir", default="models", help="folder holding <name>/ weight folders")
+    p.add_argument("--device", default="auto", help="auto, cpu, mps, cuda or cuda:N")
+    p.add_argument("--socket", required=True, help="gRPC address, e.g. unix:///tmp/r.sock")
+    p.add_argument("--workers", type=int, default=2, help="forward passes that may run at once")
+    p.add_argument("--max-batch-tokens", type=int, default=16384,
+                   help="padded tokens allowed in one forward pass")
+    p.add_argument("--warmup", choices=("on", "off"), default="on")
+    p.add_argument("--warmup-batch-size", type=int, default=8)
+    p.add_argument("--warmup-steps", type=int, default=2)
+    p.add_argument("--log-level", default="info", choices=("debug", "info", "warn", "error"))
+    p.add_argument("--exit-with-stdin", action="store_true",
+                   help="exit when stdin closes: the supervisor holds it open, so the runner "
+                        "cannot outlive a gateway that was killed without a chance to stop it")
+    return p.parse_args(argv)
+
+
+def _exit_when_stdin_closes() -> None:
+    def watch() -> None:
+        # os.read on the raw descriptor: a thread blocked inside sys.stdin's buffered reader
+        # would make interpreter shutdown abort with a fatal error.
+        while os.read(0, 4096):
+            pass
+        os._exit(0)
+
+    threading.Thread(target=watch, name="lifeline", daemon=True).start()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(sys.argv[1:] if argv is None else argv)
+    logger = JsonLogger(args.log_level, model=args.model)
+    if args.exit_with_stdin:
+        _exit_when_stdin_closes()
+    try:
+        catalog = load_catalog(Path(args.config))
+        if args.model not in catalog:
+            raise ConfigError(f"model '{args.model}' is not in the catalog {args.config}; "
+                              f"known: {', '.join(sorted(catalog))}")
+        device = resolve_device(args.device)
+        handler = load_handler(catalog[args.model], Path(args.models_dir), device,
+                               args.max_batch_tokens)
+    except ConfigError as exc:
+        # stderr, not the JSON log: the supervisor shows it verbatim when startup fails.
+        print(f"runner: {exc}", file=sys.stderr)
+        return 2
+    opts = ServeOptions(
+        socket=args.socket,
+        workers=max(1, args.workers),
+        warmup=args.warmup == "on",
+        warmup_batch_size=max(1, args.warmup_batch_size),
+        warmup_steps=max(0, args.warmup_steps),
+    )
+    asyncio.run(serve(args.model, str(device), handler, opts, logger))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Reads and validates configs/model_config.yaml, the catalog shared with the gateway."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .errors import ConfigError
+
+_DTYPES = ("auto", "float32", "bfloat16", "float16")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+_HANDLER = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+$")
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """One model of the catalog; field meanings are documented in the YAML file itself."""
+
+    name: str
+    hf_repo_id: str
+    handler: str
+    revision: str = "main"
+    pip_package: str | None = None
+    dtype: str = "auto"
+    max_tokens: int | None = None
+    requires_token: bool = False
+
+
+def load_catalog(path: Path) -> dict[str, CatalogEntry]:
+    """Parses the catalog; raises ConfigError naming the entry and field at the first problem."""
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read model catalog {path}: {exc}") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("models"), list):
+        raise ConfigError(f"{path}: expected a top-level 'models' list")
+    entries: dict[str, CatalogEntry] = {}
+    for i, raw in enumerate(doc["models"]):
+        entry = _parse_entry(raw, f"{path}: models[{i}]")
+        if entry.name in entries:
+            raise ConfigError(f"{path}: models[{i}]: duplicate name '{entry.name}'")
+        entries[entry.name] = entry
+    return entries
+
+
+def _parse_entry(raw: object, where: str) -> CatalogEntry:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping")
+    known = set(CatalogEntry.__dataclass_fields__)
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {', '.join(unknown)}")
+    for field in ("name", "hf_repo_id", "handler"):
+        if not isinstance(raw.get(field), str) or not raw[field]:
+            raise ConfigError(f"{where}: '{field}' is required and must be a non-empty string")
+    where = f"{where} ({raw['name']})"
+    if not _NAME.match(raw["name"]):
+        raise ConfigError(f"{where}: 'name' must be lowercase letters, digits, '.', '_' or '-'")
+    if not _HANDLER.match(raw["handler"]):
+        raise ConfigError(f"{where}: 'handler' must be a dotted import path")
+    if raw.get("dtype", "auto") not in _DTYPES:
+        raise ConfigError(f"{where}: 'dtype' must be one of {', '.join(_DTYPES)}")
+    max_tokens = raw.get("max_tokens")
+    if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
+        raise ConfigError(f"{where}: 'max_tokens' must be a positive integer")
+    return CatalogEntry(**raw)

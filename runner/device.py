@@ -1,0 +1,42 @@
+"""Turns the MODEL_DEVICE setting into a torch device and the weights' dtype."""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+from .errors import ConfigError
+
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def resolve_device(spec: str) -> torch.device:
+    """auto prefers CUDA, then Apple MPS, then the CPU; an explicit device must exist."""
+    if not _DEVICE.match(spec):
+        raise ConfigError(f"unknown device '{spec}': use auto, cpu, mps, cuda or cuda:N")
+    if spec == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda:0")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if spec.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device '{spec}' was asked for but CUDA is not available")
+        index = int(spec.split(":")[1]) if ":" in spec else 0
+        if index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"device '{spec}' does not exist: {torch.cuda.device_count()} CUDA device(s) visible"
+            )
+        return torch.device("cuda", index)
+    if spec == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("device 'mps' was asked for but MPS is not available")
+    return torch.device(spec)
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    """auto = float32 on the CPU (half precision is slower there), float16 on accelerators."""
+    if name == "auto":
+        return torch.float32 if device.type == "cpu" else torch.float16
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]

@@ -1,0 +1,90 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+/** Repository root, where the gateway is started from. */
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+/** The embedded default model every end-to-end suite serves. */
+export const MODEL = 'all-minilm-l6-v2';
+
+/** A real gateway process with real runners, started for one test file. */
+export interface RunningServer {
+  url: string;
+  proc: ChildProcess;
+  /** Everything the gateway wrote to stdout (JSON log lines) so far. */
+  logs: () => string[];
+  /** Sends SIGTERM and waits for the gateway to exit; resolves with its exit code. */
+  stop: () => Promise<number | null>;
+}
+
+/** A port the OS says is free right now. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+/** Starts `node gateway/src/main.ts` with env on a free port; resolves once /health is 200. */
+export async function startServer(env: Record<string, string> = {}, timeoutMs = 150_000): Promise<RunningServer> {
+  const port = await freePort();
+  const lines: string[] = [];
+  let stderr = '';
+  const proc = spawn(process.execPath, ['gateway/src/main.ts'], {
+    cwd: ROOT,
+    env: { ...process.env, MODELS: MODEL, PORT: String(port), LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let buffered = '';
+  proc.stdout!.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString();
+    const parts = buffered.split('\n');
+    buffered = parts.pop()!;
+    lines.push(...parts);
+  });
+  proc.stderr!.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  const url = `http://127.0.0.1:${port}`;
+  const server: RunningServer = {
+    url,
+    proc,
+    logs: () => [...lines],
+    stop: async () => {
+      if (proc.exitCode === null) proc.kill('SIGTERM');
+      return exited;
+    },
+  };
+
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (proc.exitCode !== null) throw new Error(`gateway exited with ${proc.exitCode}:\n${stderr}\n${lines.join('\n')}`);
+    try {
+      const res = await fetch(`${url}/health`);
+      if (res.status === 200) return server;
+    } catch { /* not listening yet */ }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  await server.stop();
+  throw new Error(`gateway not healthy within ${timeoutMs} ms:\n${stderr}`);
+}
+
+/** Parsed JSON log lines with the given msg. */
+export function logLines(server: RunningServer, msg: string): Record<string, unknown>[] {
+  return server.logs()
+    .map((l) => { try { return JSON.parse(l) as Record<string, unknown>; } catch { return undefined; } })
+    .filter((r): r is Record<string, unknown> => r?.msg === msg);
+}
+
+/** True while a process with this pid exists. */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -5,8 +5,8 @@
 # takes about a second.
 #
 #   PYTHON         interpreter for the venv (default: python3, 3.10 or newer)
-#   TORCH_SPEC     torch requirement installed before the rest (default: torch==2.13.0); on a
-#                  CUDA machine pick the build you need, e.g. TORCH_SPEC='torch==2.13.0'
+#   TORCH_SPEC     pip arguments for torch, installed before the rest (default: torch==2.13.0);
+#                  word-split on purpose, so it may carry options such as --index-url
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,7 +22,7 @@ if [ ! -x .venv/bin/python ] || ! fresh python "$py_key"; then
   .venv/bin/python -m pip install --quiet --upgrade pip
   # torch first and pinned: the ranges in pyproject.toml are then already satisfied, so pip
   # does not go looking for a different (possibly multi-GB) build.
-  .venv/bin/python -c 'import torch' 2>/dev/null || .venv/bin/python -m pip install --quiet "${TORCH_SPEC:-torch==2.13.0}"
+  .venv/bin/python -c 'import torch' 2>/dev/null || .venv/bin/python -m pip install --quiet ${TORCH_SPEC:-torch==2.13.0}
   .venv/bin/python -m pip install --quiet -e '.[dev]'
   echo "$py_key" > "$stamps/python"
 fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing and runs every suite: type check, vitest (unit + end-to-end) and
 # pytest (runner + end-to-end with the openai Python SDK). Every suite runs even if an earlier
-# one failed; the exit status is non-zero if any failed.
+# one failed; the exit status is non-zero if any failed. The last line sums up all suites.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 # npm installs a Node 24 binary (the `node` package); tools with a `#!/usr/bin/env node` line
@@ -10,14 +10,16 @@ export PATH="$PWD/node_modules/.bin:$PATH"
 bash scripts/setup.sh || exit 1
 .venv/bin/python scripts/download_models.py --quiet all-minilm-l6-v2 || exit 1
 
+results=.test-results
+rm -rf "$results" && mkdir -p "$results"
 failed=()
 run() { local name=$1; shift; echo "== $name"; "$@" || failed+=("$name"); }
-run "typecheck" node_modules/.bin/tsc --noEmit -p .
-run "vitest" node_modules/.bin/vitest run
-run "pytest" .venv/bin/python -m pytest -q
+run typecheck tsc --noEmit -p .
+run vitest vitest run --reporter=default --reporter=json --outputFile.json="$results/vitest.json"
+run pytest .venv/bin/python -m pytest -q --junitxml="$results/pytest.xml"
 
+.venv/bin/python scripts/sum_test_results.py "$results/vitest.json" "$results/pytest.xml" || failed+=("results")
 if [ ${#failed[@]} -gt 0 ]; then
-  echo "FAILED suites: ${failed[*]}"
+  echo "FAILED: ${failed[*]}"
   exit 1
 fi
-echo "all suites passed"

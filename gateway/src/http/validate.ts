@@ -1,15 +1,20 @@
 import type { z } from 'zod';
 import { ApiError } from '../errors.ts';
 
-/** Parses a request part with its schema; the first problem becomes a 400 naming the field. */
+/**
+ * Parses a request body with its schema. The first problem becomes a 400 whose `param` is the
+ * top-level field, as OpenAI reports it, and whose message points at the exact element.
+ */
 export function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
-  if (value === undefined || value === null || typeof value !== 'object') {
+  if (value === undefined || value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new ApiError('validation', 'Request body must be a JSON object.');
   }
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   const issue = result.error.issues[0]!;
-  const param = issue.path.length ? issue.path.map(String).join('.') : null;
-  const where = param && !issue.message.startsWith(String(issue.path[0])) ? `${param}: ` : '';
-  throw new ApiError('validation', `${where}${issue.message}`, { param });
+  const [field, ...rest] = issue.path.map(String);
+  if (field === undefined) throw new ApiError('validation', issue.message);
+  const where = field + rest.map((p) => `[${p}]`).join('');
+  const message = issue.message.startsWith(field) ? issue.message : `${where}: ${issue.message}`;
+  throw new ApiError('validation', rest.length && !message.startsWith(where) ? `${where}: ${message}` : message, { param: field });
 }

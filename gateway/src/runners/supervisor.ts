@@ -81,7 +81,7 @@ export class SupervisedRunner extends EventEmitter<{ state: [RunnerState] }> {
     return this.#state === 'ready' ? this.#client : undefined;
   }
 
-  /** Restarts after a crash or hang since the gateway started. */
+  /** Restart attempts after a crash or hang since the gateway started. */
   get restarts(): number {
     return this.#restarts;
   }
@@ -238,9 +238,9 @@ export class SupervisedRunner extends EventEmitter<{ state: [RunnerState] }> {
     this.#log.warn({ delay_ms: delay, attempt: this.#failures }, 'runner_restart_scheduled');
     this.#restartTimer = setTimeout(async () => {
       if (this.#state === 'stopped') return;
+      this.#restarts += 1;
       try {
         await this.#launch();
-        this.#restarts += 1;
       } catch (err) {
         if (this.#stopped()) return;
         this.#setState('down');

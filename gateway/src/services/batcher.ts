@@ -2,6 +2,9 @@ import { ApiError } from '../errors.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import type { SupervisedRunner } from '../runners/supervisor.ts';
 
+/** What the batcher needs of a runner; SupervisedRunner is the real one. */
+export type RunnerHandle = Pick<SupervisedRunner, 'state' | 'client' | 'on'>;
+
 /** The knobs of one model's batcher, taken from the settings. */
 export interface BatcherOptions {
   enableBatching: boolean;
@@ -59,15 +62,15 @@ interface Slice {
  */
 export class Batcher {
   readonly #model: string;
-  readonly #runners: SupervisedRunner[];
+  readonly #runners: RunnerHandle[];
   readonly #opts: BatcherOptions;
   readonly #metrics: Metrics;
   readonly #queue: Job[] = [];
-  readonly #inflight = new Map<SupervisedRunner, number>();
+  readonly #inflight = new Map<RunnerHandle, number>();
   #windowTimer: NodeJS.Timeout | undefined;
   #windowStart: number | undefined;
 
-  constructor(model: string, runners: SupervisedRunner[], opts: BatcherOptions, metrics: Metrics) {
+  constructor(model: string, runners: RunnerHandle[], opts: BatcherOptions, metrics: Metrics) {
     this.#model = model;
     this.#runners = runners;
     this.#opts = opts;
@@ -121,8 +124,8 @@ export class Batcher {
     });
   }
 
-  #freeRunner(): SupervisedRunner | undefined {
-    let best: SupervisedRunner | undefined;
+  #freeRunner(): RunnerHandle | undefined {
+    let best: RunnerHandle | undefined;
     for (const runner of this.#runners) {
       const n = this.#inflight.get(runner)!;
       if (runner.state === 'ready' && n < this.#opts.maxConcurrent && (!best || n < this.#inflight.get(best)!)) best = runner;
@@ -195,7 +198,7 @@ export class Batcher {
     return slices;
   }
 
-  async #dispatch(runner: SupervisedRunner, slices: Slice[]): Promise<void> {
+  async #dispatch(runner: RunnerHandle, slices: Slice[]): Promise<void> {
     const client = runner.client!;
     const texts = slices.flatMap((s) => s.job.texts.slice(s.from, s.to));
     const ids = [...new Set(slices.map((s) => s.job.requestId))];

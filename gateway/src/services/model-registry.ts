@@ -17,7 +17,7 @@ export class ModelRegistry {
         metrics.runnerUp.set(labels, 0);
         runner.on('state', (state) => {
           metrics.runnerUp.set(labels, state === 'ready' ? 1 : 0);
-          if (state === 'ready' && runner.restarts > 0) metrics.runnerRestarts.inc(labels);
+          if (state === 'starting' && runner.restarts > 0) metrics.runnerRestarts.inc(labels);
         });
         return runner;
       });

@@ -1,0 +1,97 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { alive, logLines, MODEL, startServer, type RunningServer } from './server.ts';
+
+const PASSAGE = 'Supervised runners come back after a crash, and clients are told to retry meanwhile. ';
+
+async function embed(server: RunningServer, input: string[]) {
+  const started = performance.now();
+  const res = await fetch(`${server.url}/v1/embeddings`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: MODEL, input }),
+    signal: AbortSignal.timeout(20_000),
+  });
+  const body = (await res.json()) as any;
+  return { status: res.status, retryAfter: res.headers.get('retry-after'), body, ms: performance.now() - started };
+}
+
+function runnerPids(server: RunningServer): number[] {
+  return logLines(server, 'runner_ready').map((l) => l.pid as number);
+}
+
+describe('a runner killed with SIGKILL under load', () => {
+  let server: RunningServer;
+
+  beforeAll(async () => {
+    // No cache, so every request really reaches the runner.
+    server = await startServer({ EMBEDDING_CACHE_SIZE: '0' });
+  });
+  afterAll(async () => {
+    await server.stop();
+  });
+
+  it('fails the affected requests fast with 503, restarts, serves again, and leaves no orphans', async () => {
+    const [firstPid] = runnerPids(server);
+    expect(firstPid).toBeGreaterThan(0);
+
+    // Eight clients in closed loops, each request a fresh batch of 16 longer texts.
+    const results: Awaited<ReturnType<typeof embed>>[] = [];
+    let stop = false;
+    let n = 0;
+    const clients = Array.from({ length: 8 }, async () => {
+      while (!stop) {
+        const batch = Array.from({ length: 16 }, () => `${n++} ${PASSAGE.repeat(6)}`);
+        results.push(await embed(server, batch));
+      }
+    });
+    await new Promise((r) => setTimeout(r, 1_500));
+    process.kill(firstPid!, 'SIGKILL');
+    const killedAt = results.length;
+    await new Promise((r) => setTimeout(r, 1_500));
+    stop = true;
+    await Promise.all(clients);
+
+    const statuses = new Set(results.map((r) => r.status));
+    expect([...statuses].every((s) => s === 200 || s === 503)).toBe(true);
+    expect(results.slice(0, killedAt).some((r) => r.status === 200)).toBe(true);
+    const failed = results.filter((r) => r.status === 503);
+    expect(failed.length).toBeGreaterThan(0);
+    for (const r of failed) {
+      expect(r.ms).toBeLessThan(10_000);
+      expect(Number(r.retryAfter)).toBeGreaterThanOrEqual(1);
+      expect(r.body.error.type).toBe('service_unavailable');
+    }
+
+    // The supervisor brings a new runner up, and traffic flows again.
+    const deadline = Date.now() + 90_000;
+    while ((await fetch(`${server.url}/health`)).status !== 200) {
+      expect(Date.now()).toBeLessThan(deadline);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    const pids = runnerPids(server);
+    expect(pids).toHaveLength(2);
+    expect(pids[1]).not.toBe(firstPid);
+    expect(alive(firstPid!)).toBe(false);
+    const after = await embed(server, ['back in service']);
+    expect(after.status).toBe(200);
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metrics).toContain(`runner_restarts_total{model="${MODEL}",device="auto"} 1`);
+
+    expect(await server.stop()).toBe(0);
+    expect(alive(pids[1]!)).toBe(false);
+  });
+});
+
+describe('a gateway killed with SIGKILL', () => {
+  it('takes its runner down with it', async () => {
+    const server = await startServer();
+    const [pid] = runnerPids(server);
+    expect(alive(pid!)).toBe(true);
+    server.proc.kill('SIGKILL');
+    await server.stop();
+    // The runner notices its stdin closing and exits.
+    const deadline = Date.now() + 10_000;
+    while (alive(pid!) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(alive(pid!)).toBe(false);
+  });
+});

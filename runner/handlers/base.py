@@ -81,6 +81,10 @@ class EncoderHandler(Handler):
         # Fast tokenizers hold a Rust-side borrow while encoding, so concurrent calls on one
         # instance fail; each worker thread gets its own copy instead.
         self._local = threading.local()
+        # One forward pass at a time: two at once only split the same cores (or GPU) between
+        # them. Tokenising and padding stay outside the lock, so with two workers the next
+        # batch is prepared while the current one computes.
+        self._compute = threading.Lock()
 
     @property
     def dimensions(self) -> int:
@@ -123,12 +127,12 @@ class EncoderHandler(Handler):
         ids: list[list[int]] = enc["input_ids"]
         type_ids: list[list[int]] | None = enc.get("token_type_ids")
         lengths = [len(row) for row in ids]
+        buckets = length_buckets(lengths, self._ctx.max_batch_tokens)
+        padded = [self._pad(bucket, ids, type_ids, tok) for bucket in buckets]
         out = np.empty((len(texts), self._dimensions), dtype=np.float32)
-        with torch.inference_mode():
-            for bucket in length_buckets(lengths, self._ctx.max_batch_tokens):
-                features = self._pad(bucket, ids, type_ids, tok)
-                vectors = self._encode(features)
-                out[bucket] = vectors.float().cpu().numpy()
+        with self._compute, torch.inference_mode():
+            for bucket, features in zip(buckets, padded):
+                out[bucket] = self._encode(features).float().cpu().numpy()
         return EmbedOutput(out, lengths)
 
     def _pad(self, rows, ids, type_ids, tok) -> dict[str, torch.Tensor]:

@@ -1,0 +1,208 @@
+#!/usr/bin/env python3
+"""Server throughput and latency against the in-process limit, on the default model.
+
+    .venv/bin/python bench/bench_embeddings.py            # starts its own server
+    .venv/bin/python bench/bench_embeddings.py --url http://127.0.0.1:8000   # an already running one
+
+Baseline L is sentence-transformers' encode(batch_size=32) on the same texts, in this process,
+before the server starts (so the two never share the CPU). The server is then measured over
+HTTP, with its cache off so that every text is computed:
+  - 32 concurrent clients sending 1 text each;
+  - 4 concurrent clients sending 32 texts each;
+  - 1 client sending 1 short text at a time (idle latency), against in-process encode of 1 text.
+Targets (issue 3): batched >= 0.9 L, one-text clients >= 0.8 L, idle p50 <= in-process + 3 ms.
+This is a measurement, not a test: the figures vary with the machine and what else runs on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import http.client
+import json
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL = "all-minilm-l6-v2"
+WORDS = (
+    "the of and to in is was for on are with as by at from his that be this have an which or "
+    "had not but were they their has been one its all new more when who also she can first two "
+    "time after there would into years other these many some may most over such only could "
+    "state city school during between under world system part work government people number "
+    "model server vector search query document embedding latency throughput memory batch token "
+    "river mountain history music science language market energy health water light garden "
+    "network engine signal process design theory planet animal village company history record"
+).split()
+
+
+def corpus(n_queries: int = 256, n_passages: int = 256, seed: int = 0) -> list[str]:
+    """A fixed mix of short queries (4–12 words) and passages (80–220 words, ~100–300 tokens)."""
+    rng = random.Random(seed)
+    queries = [" ".join(rng.choices(WORDS, k=rng.randint(4, 12))) + "?" for _ in range(n_queries)]
+    passages = [" ".join(rng.choices(WORDS, k=rng.randint(80, 220))) + "." for _ in range(n_passages)]
+    texts = queries + passages
+    rng.shuffle(texts)
+    return texts
+
+
+def baseline(texts: list[str], singles: list[str]) -> dict:
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(ROOT / "models" / MODEL), device="cpu", local_files_only=True)
+    model.encode(texts[:64], batch_size=32)  # warm up
+    runs = []
+    for _ in range(2):
+        t = time.perf_counter()
+        model.encode(texts, batch_size=32)
+        runs.append(time.perf_counter() - t)
+    one = []
+    for text in singles:
+        t = time.perf_counter()
+        model.encode([text])
+        one.append(time.perf_counter() - t)
+    return {"texts_per_s": len(texts) / min(runs), "one_text_p50_ms": statistics.median(one) * 1000}
+
+
+class Client:
+    """One keep-alive HTTP connection, as an SDK would hold; asks for base64 like the SDKs do."""
+
+    def __init__(self, url: str) -> None:
+        u = urlparse(url)
+        self.conn = http.client.HTTPConnection(u.hostname, u.port, timeout=120)
+
+    def embed(self, texts: list[str]) -> float:
+        body = json.dumps({"model": MODEL, "input": texts, "encoding_format": "base64"})
+        t = time.perf_counter()
+        self.conn.request("POST", "/v1/embeddings", body, {"content-type": "application/json"})
+        res = self.conn.getresponse()
+        data = json.loads(res.read())
+        elapsed = time.perf_counter() - t
+        if res.status != 200:
+            raise RuntimeError(f"HTTP {res.status}: {data}")
+        assert len(base64.b64decode(data["data"][0]["embedding"])) == 384 * 4
+        return elapsed
+
+
+def load(url: str, texts: list[str], clients: int, per_request: int) -> dict:
+    """Closed-loop clients share the corpus as a work list; returns throughput and latencies."""
+    chunks = [texts[i:i + per_request] for i in range(0, len(texts), per_request)]
+    lock = threading.Lock()
+    latencies: list[float] = []
+    errors: list[str] = []
+
+    def worker() -> None:
+        client = Client(url)
+        while True:
+            with lock:
+                if not chunks:
+                    return
+                chunk = chunks.pop()
+            try:
+                latencies.append(client.embed(chunk))
+            except Exception as exc:  # reported, not hidden
+                errors.append(str(exc))
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    t = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    wall = time.perf_counter() - t
+    if errors:
+        raise RuntimeError(f"{len(errors)} requests failed, first: {errors[0]}")
+    latencies.sort()
+    return {
+        "texts_per_s": len(texts) / wall,
+        "p50_ms": latencies[len(latencies) // 2] * 1000,
+        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+    }
+
+
+def idle(url: str, singles: list[str]) -> dict:
+    client = Client(url)
+    for text in singles[:5]:
+        client.embed([text])
+    times = sorted(client.embed([text]) for text in singles)
+    return {"p50_ms": statistics.median(times) * 1000, "p99_ms": times[int(len(times) * 0.99) - 1] * 1000}
+
+
+def start_server(env_extra: dict) -> tuple[subprocess.Popen, str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "MODELS": MODEL, "PORT": str(port), "LOG_LEVEL": "warn",
+           "EMBEDDING_CACHE_SIZE": "0", **env_extra}
+    proc = subprocess.Popen([str(ROOT / "node_modules/.bin/node"), "gateway/src/main.ts"], cwd=ROOT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/health")
+            if conn.getresponse().status == 200:
+                return proc, url
+        except OSError:
+            pass
+        time.sleep(0.25)
+    proc.kill()
+    raise RuntimeError("server did not become healthy")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--url", help="measure this running server instead of starting one (its cache should be off)")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="extra server setting for the started server, e.g. --set BATCH_WINDOW_MS=0")
+    p.add_argument("--json", help="also write the figures to this file")
+    args = p.parse_args()
+
+    texts = corpus()
+    singles = corpus(n_queries=60, n_passages=0, seed=1)
+    print(f"corpus: {len(texts)} texts; baseline: in-process sentence-transformers, batch_size=32", flush=True)
+    base = baseline(texts, singles)
+    print(f"L = {base['texts_per_s']:.1f} texts/s; one text in-process p50 {base['one_text_p50_ms']:.2f} ms", flush=True)
+
+    proc = None
+    url = args.url
+    if url is None:
+        proc, url = start_server(dict(kv.split("=", 1) for kv in args.set))
+    try:
+        load(url, texts[:64], 8, 8)  # warm the HTTP path
+        one = load(url, texts, 32, 1)
+        batched = load(url, texts, 4, 32)
+        quiet = idle(url, singles)
+    finally:
+        if proc:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+
+    figures = {
+        "baseline": base,
+        "clients32_x1": {**one, "ratio_to_L": one["texts_per_s"] / base["texts_per_s"]},
+        "clients4_x32": {**batched, "ratio_to_L": batched["texts_per_s"] / base["texts_per_s"]},
+        "idle": {**quiet, "over_in_process_ms": quiet["p50_ms"] - base["one_text_p50_ms"]},
+    }
+    print(f"32 clients x 1 text : {one['texts_per_s']:.1f} texts/s = {figures['clients32_x1']['ratio_to_L']:.2f} L "
+          f"(target >= 0.80); p50 {one['p50_ms']:.1f} ms, p99 {one['p99_ms']:.1f} ms")
+    print(f"4 clients x 32 texts: {batched['texts_per_s']:.1f} texts/s = {figures['clients4_x32']['ratio_to_L']:.2f} L "
+          f"(target >= 0.90); p50 {batched['p50_ms']:.1f} ms, p99 {batched['p99_ms']:.1f} ms")
+    print(f"idle, 1 client      : p50 {quiet['p50_ms']:.2f} ms = in-process + {figures['idle']['over_in_process_ms']:.2f} ms "
+          f"(target <= +3 ms); p99 {quiet['p99_ms']:.2f} ms")
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

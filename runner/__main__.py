@@ -13,7 +13,6 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import argparse  # noqa: E402
-import asyncio  # noqa: E402
 import sys  # noqa: E402
 import threading  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -81,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         warmup_batch_size=max(1, args.warmup_batch_size),
         warmup_steps=max(0, args.warmup_steps),
     )
-    asyncio.run(serve(args.model, str(device), handler, opts, logger))
+    serve(args.model, str(device), handler, opts, logger)
     return 0
 
 

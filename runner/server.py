@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import threading
 import time
@@ -18,6 +17,7 @@ from .logs import JsonLogger
 from .service import RunnerService
 
 _WARMUP_TEXT = "Warm-up sentence so that kernels and tokenizer copies exist before traffic."
+_MAX_MESSAGE = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -53,32 +53,31 @@ def warm_up(handler: Handler, pool: ThreadPoolExecutor, opts: ServeOptions, logg
                 seconds=round(time.perf_counter() - started, 3))
 
 
-async def serve(name: str, device: str, handler: Handler, opts: ServeOptions, logger: JsonLogger) -> None:
+def serve(name: str, device: str, handler: Handler, opts: ServeOptions, logger: JsonLogger) -> None:
     """Serves until SIGTERM/SIGINT, then lets in-flight calls finish for a few seconds."""
+    # The same threads run warmup and then the calls, so warmup really reaches every worker.
     pool = ThreadPoolExecutor(max_workers=opts.workers, thread_name_prefix="forward")
     if opts.warmup:
-        await asyncio.get_running_loop().run_in_executor(None, warm_up, handler, pool, opts, logger)
+        warm_up(handler, pool, opts, logger)
 
-    server = grpc.aio.server(options=[
-        ("grpc.max_receive_message_length", 256 * 1024 * 1024),
-        ("grpc.max_send_message_length", 256 * 1024 * 1024),
+    server = grpc.server(pool, options=[
+        ("grpc.max_receive_message_length", _MAX_MESSAGE),
+        ("grpc.max_send_message_length", _MAX_MESSAGE),
     ])
-    runner_pb2_grpc.add_RunnerServicer_to_server(RunnerService(name, device, handler, pool, logger), server)
-    health_servicer = health.aio.HealthServicer()
+    runner_pb2_grpc.add_RunnerServicer_to_server(RunnerService(name, device, handler, logger), server)
+    health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     server.add_insecure_port(opts.socket)
-    await server.start()
+    server.start()
     # Only now, after warmup, do health checks say SERVING; the gateway waits for this.
-    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     logger.info("serving", socket=opts.socket, device=device, dimensions=handler.dimensions,
                 max_tokens=handler.max_tokens)
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
+    stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
     logger.info("stopping")
-    await health_servicer.enter_graceful_shutdown()
-    await server.stop(grace=5)
-    pool.shutdown(wait=False, cancel_futures=True)
+    health_servicer.enter_graceful_shutdown()
+    server.stop(grace=5).wait()

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
-from concurrent.futures import Executor
 
 import grpc
 
@@ -15,28 +13,30 @@ from .logs import JsonLogger
 
 
 class RunnerService(runner_pb2_grpc.RunnerServicer):
-    """Runs each call's forward pass on the worker pool, never on the event loop."""
+    """Each call runs on one of the server's worker threads, never on gRPC's polling thread.
 
-    def __init__(self, name: str, device: str, handler: Handler, pool: Executor, logger: JsonLogger) -> None:
+    A synchronous server rather than grpc.aio: the forward pass then runs on the thread that
+    received the call, which saves a thread hand-off (about a millisecond) on every request.
+    """
+
+    def __init__(self, name: str, device: str, handler: Handler, logger: JsonLogger) -> None:
         self._name = name
         self._device = device
         self._handler = handler
-        self._pool = pool
         self._logger = logger
 
-    async def Embed(self, request, context):
+    def Embed(self, request, context):
         # A batch may hold several requests; the gateway sends their ids comma-separated.
         request_id = dict(context.invocation_metadata()).get("x-request-id", "")
         texts = list(request.texts)
         started = time.perf_counter()
         try:
-            loop = asyncio.get_running_loop()
-            result = await loop.run_in_executor(self._pool, self._handler.embed, texts)
+            result = self._handler.embed(texts)
         except RunnerError as exc:
-            await context.abort(exc.code, str(exc))
+            context.abort(exc.code, str(exc))
         except Exception:
             self._logger.error("embed_failed", exc_info=True, request_id=request_id)
-            await context.abort(grpc.StatusCode.INTERNAL, "the model failed on this batch")
+            context.abort(grpc.StatusCode.INTERNAL, "the model failed on this batch")
         elapsed = time.perf_counter() - started
         self._logger.info("batch_done", request_id=request_id, inputs=len(texts),
                           tokens=sum(result.token_counts), compute_ms=round(elapsed * 1000, 3))
@@ -47,7 +47,7 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
             compute_seconds=elapsed,
         )
 
-    async def Info(self, request, context):
+    def Info(self, request, context):
         return runner_pb2.InfoResponse(
             id=self._name,
             dimensions=self._handler.dimensions,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import threading
 from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -81,10 +82,12 @@ class EncoderHandler(Handler):
         # Fast tokenizers hold a Rust-side borrow while encoding, so concurrent calls on one
         # instance fail; each worker thread gets its own copy instead.
         self._local = threading.local()
-        # One forward pass at a time: two at once only split the same cores (or GPU) between
-        # them. Tokenising and padding stay outside the lock, so with two workers the next
-        # batch is prepared while the current one computes.
-        self._compute = threading.Lock()
+        # Every forward pass runs on this one thread. Two at once would only split the same
+        # cores (or GPU) between them, and torch's CPU kernels keep one OpenMP thread team per
+        # calling thread: passes arriving from alternating threads cost ~30% more on a small
+        # CPU. Tokenising and padding stay on the callers' threads, so with two workers the
+        # next batch is prepared while the current one computes.
+        self._compute = ThreadPoolExecutor(max_workers=1, thread_name_prefix="compute")
 
     @property
     def dimensions(self) -> int:
@@ -129,11 +132,15 @@ class EncoderHandler(Handler):
         lengths = [len(row) for row in ids]
         buckets = length_buckets(lengths, self._ctx.max_batch_tokens)
         padded = [self._pad(bucket, ids, type_ids, tok) for bucket in buckets]
-        out = np.empty((len(texts), self._dimensions), dtype=np.float32)
-        with self._compute, torch.inference_mode():
+        out = self._compute.submit(self._forward, buckets, padded, len(texts)).result()
+        return EmbedOutput(out, lengths)
+
+    def _forward(self, buckets, padded, rows: int) -> np.ndarray:
+        out = np.empty((rows, self._dimensions), dtype=np.float32)
+        with torch.inference_mode():
             for bucket, features in zip(buckets, padded):
                 out[bucket] = self._encode(features).float().cpu().numpy()
-        return EmbedOutput(out, lengths)
+        return out
 
     def _pad(self, rows, ids, type_ids, tok) -> dict[str, torch.Tensor]:
         """Pads one bucket on the tokenizer's own side; position ids depend on that side."""

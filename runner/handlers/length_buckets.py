@@ -1,26 +1,41 @@
-"""Groups a batch into sub-batches of similar length under a padded-token budget."""
+"""Splits a batch into sub-batches of similar length, so that padding wastes little compute."""
 
 from __future__ import annotations
 
+# What one extra forward pass costs, in padded tokens: kernel launches, Python and framework
+# overhead. Measured on MiniLM on a CPU as roughly 50–150 tokens' worth; it only has to be the
+# right order of magnitude for the split to avoid both heavy padding and tiny forward passes.
+FORWARD_OVERHEAD_TOKENS = 128
+# Longest bucket the search considers; keeps it O(rows * MAX_ROWS) for huge batches.
+MAX_ROWS = 256
+
 
 def length_buckets(lengths: list[int], max_batch_tokens: int) -> list[list[int]]:
-    """Returns lists of row indices, longest rows first.
+    """Returns lists of row indices, longest rows first, covering every row exactly once.
 
-    A bucket's cost is rows * longest row, which is what padding makes the forward pass pay.
-    A single row longer than the budget still gets a bucket of its own: it has to run somehow,
-    and the model's max length already bounds it.
+    Rows are sorted by length and cut into contiguous runs. A run costs rows * longest row (what
+    padding makes the forward pass compute) plus a fixed overhead per pass; the cut points
+    minimise the total, found by dynamic programming. No run may exceed max_batch_tokens padded
+    tokens, except a single row longer than that, which runs alone: the model's own length limit
+    already bounds it.
     """
     order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
+    widths = [max(lengths[i], 1) for i in order]
+    n = len(order)
+    best = [0.0] + [float("inf")] * n  # best[j]: cheapest split of the first j rows
+    cut = [0] * (n + 1)
+    for j in range(1, n + 1):
+        for i in range(j - 1, max(-1, j - 1 - MAX_ROWS), -1):
+            rows, width = j - i, widths[i]  # sorted descending: the run's first row is its widest
+            if rows > 1 and rows * width > max_batch_tokens:
+                break
+            cost = best[i] + rows * width + FORWARD_OVERHEAD_TOKENS
+            if cost < best[j]:
+                best[j], cut[j] = cost, i
     buckets: list[list[int]] = []
-    current: list[int] = []
-    width = 0
-    for i in order:
-        if current and (len(current) + 1) * width > max_batch_tokens:
-            buckets.append(current)
-            current = []
-        if not current:
-            width = max(lengths[i], 1)
-        current.append(i)
-    if current:
-        buckets.append(current)
+    j = n
+    while j > 0:
+        buckets.append(order[cut[j]:j])
+        j = cut[j]
+    buckets.reverse()
     return buckets

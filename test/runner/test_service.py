@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -41,29 +40,26 @@ class FakeHandler(Handler):
         return EmbedOutput(vectors, [len(t) + 2 for t in texts])
 
 
-async def call(tmp_path, capsys, fn):
-    handler = FakeHandler()
-    pool = ThreadPoolExecutor(2)
-    server = grpc.aio.server()
+def call(tmp_path, capsys, fn):
+    server = grpc.server(ThreadPoolExecutor(2))
     runner_pb2_grpc.add_RunnerServicer_to_server(
-        RunnerService("fake", "cpu", handler, pool, JsonLogger("info", model="fake")), server)
+        RunnerService("fake", "cpu", FakeHandler(), JsonLogger("info", model="fake")), server)
     address = f"unix://{tmp_path}/r.sock"
     server.add_insecure_port(address)
-    await server.start()
+    server.start()
     try:
-        async with grpc.aio.insecure_channel(address) as channel:
-            return await fn(runner_pb2_grpc.RunnerStub(channel))
+        with grpc.insecure_channel(address) as channel:
+            return fn(runner_pb2_grpc.RunnerStub(channel))
     finally:
-        await server.stop(None)
-        pool.shutdown()
+        server.stop(None)
 
 
 def test_embed_packs_little_endian_float32(tmp_path, capsys):
-    async def go(stub):
-        return await stub.Embed(runner_pb2.EmbedRequest(texts=["ab", "cde"]),
-                                metadata=[("x-request-id", "req-1,req-2")])
+    def go(stub):
+        return stub.Embed(runner_pb2.EmbedRequest(texts=["ab", "cde"]),
+                          metadata=[("x-request-id", "req-1,req-2")])
 
-    reply = asyncio.run(call(tmp_path, capsys, go))
+    reply = call(tmp_path, capsys, go)
     assert reply.dimensions == 3
     assert list(reply.token_counts) == [4, 5]
     vectors = np.frombuffer(reply.vectors, dtype="<f4").reshape(2, 3)
@@ -76,7 +72,7 @@ def test_embed_packs_little_endian_float32(tmp_path, capsys):
 
 
 def test_info(tmp_path, capsys):
-    reply = asyncio.run(call(tmp_path, capsys, lambda stub: stub.Info(runner_pb2.InfoRequest())))
+    reply = call(tmp_path, capsys, lambda stub: stub.Info(runner_pb2.InfoRequest()))
     assert (reply.id, reply.dimensions, reply.max_tokens, reply.device, reply.dtype) == ("fake", 3, 8, "cpu", "float32")
     assert list(reply.capabilities) == ["text-embedding"]
 
@@ -86,12 +82,12 @@ def test_info(tmp_path, capsys):
     ("boom", grpc.StatusCode.INTERNAL, "the model failed on this batch"),
 ])
 def test_errors_map_to_status_codes_without_leaking(tmp_path, capsys, text, code, detail):
-    async def go(stub):
-        with pytest.raises(grpc.aio.AioRpcError) as info:
-            await stub.Embed(runner_pb2.EmbedRequest(texts=[text]))
+    def go(stub):
+        with pytest.raises(grpc.RpcError) as info:
+            stub.Embed(runner_pb2.EmbedRequest(texts=[text]))
         return info.value
 
-    err = asyncio.run(call(tmp_path, capsys, go))
+    err = call(tmp_path, capsys, go)
     assert err.code() == code
     assert err.details() == detail
     assert "secret" not in err.details()

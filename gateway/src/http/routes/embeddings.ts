@@ -6,7 +6,7 @@ import { float32Row } from '../vectors.ts';
 
 /** POST /v1/embeddings: the OpenAI embeddings API. */
 export default async function embeddingsRoute(app: FastifyInstance): Promise<void> {
-  app.post('/v1/embeddings', async (request): Promise<EmbeddingsResponse> => {
+  app.post('/v1/embeddings', async (request, reply): Promise<EmbeddingsResponse> => {
     const body = parseOrThrow(embeddingsRequestSchema, request.body);
     request.modelName = body.model;
     const model = app.registry.get(body.model);
@@ -20,7 +20,8 @@ export default async function embeddingsRoute(app: FastifyInstance): Promise<voi
     const promptTokens = out.tokens.reduce((a, b) => a + b, 0);
     request.log.info({
       model: body.model, inputs: texts.length, tokens: promptTokens, cache_hits: out.cacheHits,
-      queue_ms: round(out.queueMs), inference_ms: round(out.inferenceMs), encoding_format: body.encoding_format,
+      queue_ms: round(out.queueMs), inference_ms: round(out.inferenceMs), total_ms: round(reply.elapsedTime),
+      encoding_format: body.encoding_format, status: 200,
     }, 'embedding_request');
     return {
       object: 'list',

@@ -95,3 +95,19 @@ describe('a gateway killed with SIGKILL', () => {
     expect(alive(pid!)).toBe(false);
   });
 });
+
+describe('SIGTERM while a request is in flight', () => {
+  it('finishes the request, then stops the runner and exits 0', async () => {
+    const server = await startServer({ EMBEDDING_CACHE_SIZE: '0' });
+    const [pid] = runnerPids(server);
+    const inflight = embed(server, Array.from({ length: 64 }, (_, i) => `${i} ${PASSAGE.repeat(6)}`));
+    await new Promise((r) => setTimeout(r, 150));
+    server.proc.kill('SIGTERM');
+    const res = await inflight;
+    expect(res.status).toBe(200);
+    expect(res.body.data).toHaveLength(64);
+    expect(await server.stop()).toBe(0);
+    expect(alive(pid!)).toBe(false);
+    expect(logLines(server, 'shutdown_complete')).toHaveLength(1);
+  });
+});

@@ -63,6 +63,15 @@ export function buildApp({ settings, registry, metrics, logger }: AppDeps): Fast
       if (!reply.raw.writableFinished) controller.abort();
     });
   });
+  // While closing, answers tell keep-alive clients to hang up, so that connections whose
+  // request was in flight at SIGTERM end with it instead of holding the drain open.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) reply.header('connection', 'close');
+  });
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
     const labels = { route, model: request.modelName };

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { parseOrThrow } from '../validate.ts';
 import { embeddingsRequestSchema, type EmbeddingsResponse } from '../schemas/embeddings.ts';
 import { ApiError } from '../../errors.ts';
+import { toHttpError } from '../error-envelope.ts';
 import { float32Row } from '../vectors.ts';
 
 /** POST /v1/embeddings: the OpenAI embeddings API. */
@@ -16,7 +17,13 @@ export default async function embeddingsRoute(app: FastifyInstance): Promise<voi
       throw new ApiError('validation', `Model '${body.model}' returns ${native}-dimensional vectors only; dimensions=${body.dimensions} is not supported.`, { param: 'dimensions' });
     }
 
-    const out = await model.embed(texts, { requestId: request.id, signal: request.abortSignal });
+    let out;
+    try {
+      out = await model.embed(texts, { requestId: request.id, signal: request.abortSignal });
+    } catch (err) {
+      request.log.info({ model: body.model, inputs: texts.length, status: toHttpError(err).status }, 'embedding_request');
+      throw err;
+    }
     const promptTokens = out.tokens.reduce((a, b) => a + b, 0);
     request.log.info({
       model: body.model, inputs: texts.length, tokens: promptTokens, cache_hits: out.cacheHits,

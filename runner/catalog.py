@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -11,6 +11,8 @@ import yaml
 from .errors import ConfigError
 
 _DTYPES = ("auto", "float32", "bfloat16", "float16")
+#: What a request embeds, which picks the model's default prompt: a search query or a document.
+REQUEST_KINDS = ("query", "document")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _HANDLER = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+$")
 
@@ -27,6 +29,8 @@ class CatalogEntry:
     dtype: str = "auto"
     max_tokens: int | None = None
     requires_token: bool = False
+    matryoshka_dims: tuple[int, ...] = ()
+    default_prompts: dict[str, str] = field(default_factory=dict)
 
 
 def load_catalog(path: Path) -> dict[str, CatalogEntry]:
@@ -66,4 +70,13 @@ def _parse_entry(raw: object, where: str) -> CatalogEntry:
     max_tokens = raw.get("max_tokens")
     if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
         raise ConfigError(f"{where}: 'max_tokens' must be a positive integer")
-    return CatalogEntry(**raw)
+    dims = raw.get("matryoshka_dims", [])
+    if not isinstance(dims, list) or not all(isinstance(d, int) and d > 0 for d in dims):
+        raise ConfigError(f"{where}: 'matryoshka_dims' must be a list of positive integers")
+    prompts = raw.get("default_prompts", {})
+    if not isinstance(prompts, dict) or not set(prompts) <= set(REQUEST_KINDS) or \
+            not all(isinstance(v, str) and v for v in prompts.values()):
+        raise ConfigError(f"{where}: 'default_prompts' maps {' / '.join(REQUEST_KINDS)} to prompt names")
+    if not isinstance(raw.get("requires_token", False), bool):
+        raise ConfigError(f"{where}: 'requires_token' must be true or false")
+    return CatalogEntry(**{**raw, "matryoshka_dims": tuple(dims), "default_prompts": dict(prompts)})

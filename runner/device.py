@@ -35,8 +35,11 @@ def resolve_device(spec: str) -> torch.device:
     return torch.device(spec)
 
 
-def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
-    """auto = float32 on the CPU (half precision is slower there), float16 on accelerators."""
+def resolve_dtype(name: str, device: torch.device, allows_float16: bool = True) -> torch.dtype:
+    """auto = float32 on the CPU (half precision is slower there), and on accelerators float16,
+    or bfloat16 for models that overflow in float16."""
     if name == "auto":
-        return torch.float32 if device.type == "cpu" else torch.float16
+        if device.type == "cpu":
+            return torch.float32
+        return torch.float16 if allows_float16 else torch.bfloat16
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]

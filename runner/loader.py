@@ -36,7 +36,7 @@ def load_handler(
         entry=entry,
         model_dir=model_dir,
         device=device,
-        dtype=resolve_dtype(entry.dtype, device),
+        dtype=resolve_dtype(entry.dtype, device, cls.allows_float16),
         max_batch_tokens=max_batch_tokens,
     )
     return cls(ctx)

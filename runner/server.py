@@ -12,7 +12,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from ._proto import runner_pb2_grpc
-from .handlers.base import Handler
+from .handlers.base import EmbedOptions, Handler
 from .logs import JsonLogger
 from .service import RunnerService
 
@@ -40,10 +40,20 @@ def warm_up(handler: Handler, pool: ThreadPoolExecutor, opts: ServeOptions, logg
     barrier = threading.Barrier(opts.workers)
     batch = [_WARMUP_TEXT] * opts.warmup_batch_size
 
+    def step() -> None:
+        if "text-embedding" in handler.capabilities:
+            handler.embed(batch, EmbedOptions())
+        if "sparse-embedding" in handler.capabilities:
+            handler.sparse(batch, EmbedOptions())
+        if "multi-vector" in handler.capabilities:
+            handler.multi_vector(batch, EmbedOptions())
+        if "rerank" in handler.capabilities:
+            handler.score(_WARMUP_TEXT, batch, truncate=True, raw=False)
+
     def task() -> None:
         barrier.wait(timeout=60)
         for _ in range(opts.warmup_steps):
-            handler.embed(batch)
+            step()
 
     started = time.perf_counter()
     for future in [pool.submit(task) for _ in range(opts.workers)]:

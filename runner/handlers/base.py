@@ -1,11 +1,8 @@
-"""The handler interface every catalog model implements, and the batching shared by encoders."""
+"""The handler interface every catalog model implements, and what it returns."""
 
 from __future__ import annotations
 
-import copy
-import threading
 from abc import ABC, abstractmethod
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -15,7 +12,6 @@ import torch
 
 from ..catalog import CatalogEntry
 from ..errors import InvalidInput
-from .length_buckets import length_buckets
 
 
 @dataclass(frozen=True)
@@ -31,23 +27,66 @@ class LoadContext:
 
 
 @dataclass(frozen=True)
+class EmbedOptions:
+    """Per-request choices that change what a handler computes."""
+
+    # A prompt of the model's own (e.g. "query"); None means the model's default for the request.
+    prompt_name: str | None = None
+    # Matryoshka size to cut dense vectors to; None means the model's full size.
+    dimensions: int | None = None
+    # False refuses inputs longer than the model's limit instead of cutting them.
+    truncate: bool = True
+
+
+@dataclass(frozen=True)
 class EmbedOutput:
-    """Row-aligned with the input texts."""
+    """Dense vectors, row-aligned with the input texts."""
 
     vectors: np.ndarray  # float32, shape (len(texts), dimensions)
     token_counts: list[int]
 
 
-class Handler(ABC):
-    """A loaded model. Handlers must be safe to call from several worker threads at once."""
+@dataclass(frozen=True)
+class SparseOutput:
+    """Lexical weights per input: token ids and their weights, ids ascending."""
 
-    #: What the model can do; the gateway learns it from Info and routes accordingly.
+    indices: list[np.ndarray]  # uint32 per input
+    values: list[np.ndarray]  # float32 per input
+    token_counts: list[int]
+
+
+@dataclass(frozen=True)
+class MultiVectorOutput:
+    """One matrix of token vectors per input (ColBERT style)."""
+
+    vectors: list[np.ndarray]  # float32, shape (tokens_i, dimensions) per input
+    token_counts: list[int]
+
+
+@dataclass(frozen=True)
+class ScoreOutput:
+    """One relevance score per document, in the documents' order."""
+
+    scores: np.ndarray  # float32, shape (len(documents),)
+    token_counts: list[int]  # tokens of each (query, document) pair
+
+
+class Handler(ABC):
+    """A loaded model. Handlers must be safe to call from several worker threads at once.
+
+    Each capability is one method; a handler overrides those it has and lists them in
+    `capabilities`, which the gateway reads from Info to route requests.
+    """
+
+    #: What the model can do: text-embedding, sparse-embedding, multi-vector, rerank.
     capabilities: ClassVar[tuple[str, ...]]
+    #: False for models whose activations overflow float16; dtype "auto" then means bfloat16.
+    allows_float16: ClassVar[bool] = True
 
     @property
     @abstractmethod
     def dimensions(self) -> int:
-        """Length of one output vector."""
+        """Length of one dense output vector (0 for models without one)."""
 
     @property
     @abstractmethod
@@ -59,105 +98,33 @@ class Handler(ABC):
     def dtype(self) -> torch.dtype:
         """The dtype the weights run in."""
 
-    @abstractmethod
-    def embed(self, texts: list[str]) -> EmbedOutput:
-        """Embeds a batch; called off the event loop, in a worker thread."""
-
-
-class EncoderHandler(Handler):
-    """Shared machinery for transformer encoders: tokenise, sort by length, pad per bucket.
-
-    Sorting first means one long text pads only its own bucket instead of the whole batch, and
-    the token budget keeps a batch of long texts from allocating one huge activation tensor.
-    Subclasses provide `_encode`, the forward pass from padded tensors to one vector per row.
-    """
-
-    capabilities = ("text-embedding",)
-
-    def __init__(self, ctx: LoadContext, tokenizer, max_tokens: int, dimensions: int) -> None:
-        self._ctx = ctx
-        self._tokenizer = tokenizer
-        self._max_tokens = max_tokens
-        self._dimensions = dimensions
-        # Fast tokenizers hold a Rust-side borrow while encoding, so concurrent calls on one
-        # instance fail; each worker thread gets its own copy instead.
-        self._local = threading.local()
-        # Every forward pass runs on this one thread. Two at once would only split the same
-        # cores (or GPU) between them, and torch's CPU kernels keep one OpenMP thread team per
-        # calling thread: passes arriving from alternating threads cost ~30% more on a small
-        # CPU. Tokenising and padding stay on the callers' threads, so with two workers the
-        # next batch is prepared while the current one computes.
-        self._compute = ThreadPoolExecutor(max_workers=1, thread_name_prefix="compute")
+    @property
+    def prompt_names(self) -> tuple[str, ...]:
+        """Names of the model's own prompts."""
+        return ()
 
     @property
-    def dimensions(self) -> int:
-        return self._dimensions
+    def matryoshka_dims(self) -> tuple[int, ...]:
+        """Sizes dense vectors may be cut to; empty when only the full size is meaningful."""
+        return ()
 
     @property
-    def max_tokens(self) -> int:
-        return self._max_tokens
+    def score_activation(self) -> str:
+        """What turns a raw score into the model's calibrated one: sigmoid or identity."""
+        return "identity"
 
-    @property
-    def dtype(self) -> torch.dtype:
-        return self._ctx.dtype
+    def embed(self, texts: list[str], opts: EmbedOptions) -> EmbedOutput:
+        """Dense vectors; called off the event loop, in a worker thread."""
+        raise InvalidInput("this model does not produce dense embeddings")
 
-    def tokenizer(self):
-        """This thread's tokenizer."""
-        tok = getattr(self._local, "tokenizer", None)
-        if tok is None:
-            tok = self._local.tokenizer = copy.deepcopy(self._tokenizer)
-        return tok
+    def sparse(self, texts: list[str], opts: EmbedOptions) -> SparseOutput:
+        """Sparse lexical weights."""
+        raise InvalidInput("this model does not produce sparse embeddings")
 
-    def _prepare(self, texts: list[str]) -> list[str]:
-        """Hook for text-level preprocessing (lowercasing, prompts) before tokenising."""
-        return texts
+    def multi_vector(self, texts: list[str], opts: EmbedOptions) -> MultiVectorOutput:
+        """Per-token vectors."""
+        raise InvalidInput("this model does not produce multi-vector embeddings")
 
-    @abstractmethod
-    def _encode(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Forward pass for one padded bucket; returns (rows, dimensions) on the device."""
-
-    def embed(self, texts: list[str]) -> EmbedOutput:
-        if not texts:
-            raise InvalidInput("texts must not be empty")
-        tok = self.tokenizer()
-        enc = tok(
-            self._prepare(texts),
-            truncation=True,
-            max_length=self._max_tokens,
-            padding=False,
-            return_attention_mask=False,
-        )
-        ids: list[list[int]] = enc["input_ids"]
-        type_ids: list[list[int]] | None = enc.get("token_type_ids")
-        lengths = [len(row) for row in ids]
-        buckets = length_buckets(lengths, self._ctx.max_batch_tokens)
-        padded = [self._pad(bucket, ids, type_ids, tok) for bucket in buckets]
-        out = self._compute.submit(self._forward, buckets, padded, len(texts)).result()
-        return EmbedOutput(out, lengths)
-
-    def _forward(self, buckets, padded, rows: int) -> np.ndarray:
-        out = np.empty((rows, self._dimensions), dtype=np.float32)
-        with torch.inference_mode():
-            for bucket, features in zip(buckets, padded):
-                out[bucket] = self._encode(features).float().cpu().numpy()
-        return out
-
-    def _pad(self, rows, ids, type_ids, tok) -> dict[str, torch.Tensor]:
-        """Pads one bucket on the tokenizer's own side; position ids depend on that side."""
-        width = max(len(ids[i]) for i in rows)
-        input_ids = torch.full((len(rows), width), tok.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        types = torch.zeros((len(rows), width), dtype=torch.long) if type_ids is not None else None
-        left = tok.padding_side == "left"
-        for r, i in enumerate(rows):
-            n = len(ids[i])
-            span = slice(width - n, width) if left else slice(0, n)
-            input_ids[r, span] = torch.tensor(ids[i])
-            mask[r, span] = 1
-            if types is not None:
-                types[r, span] = torch.tensor(type_ids[i])
-        device = self._ctx.device
-        features = {"input_ids": input_ids.to(device), "attention_mask": mask.to(device)}
-        if types is not None:
-            features["token_type_ids"] = types.to(device)
-        return features
+    def score(self, query: str, documents: list[str], truncate: bool, raw: bool) -> ScoreOutput:
+        """Relevance of each document to the query; raw skips the model's activation."""
+        raise InvalidInput("this model does not rerank")

@@ -1,9 +1,10 @@
 """Any sentence-transformers embedding model, rebuilt from its saved modules with Transformers.
 
 The model directory's modules.json lists the pipeline (Transformer, Pooling, optional Dense
-layers, optional Normalize); each module's saved config says how it behaves. Reading those
-files, rather than importing sentence-transformers at run time, keeps the runner on PyTorch and
-Transformers alone and lets any such model work from a catalog entry with no new code.
+layers, optional Normalize); each module's saved config says how it behaves, and
+config_sentence_transformers.json holds the named prompts. Reading those files, rather than
+importing sentence-transformers at run time, keeps the runner on PyTorch and Transformers alone
+and lets any such model work from a catalog entry with no new code.
 """
 
 from __future__ import annotations
@@ -11,29 +12,36 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from ..errors import ConfigError
-from .base import EncoderHandler, LoadContext
+from ..errors import ConfigError, InvalidInput
+from .base import EmbedOptions, EmbedOutput, LoadContext
+from .encoder import EncoderHandler, matryoshka, to_numpy_rows
 from .st_modules import Dense, Pooling, normalize
 
 
 class SentenceTransformerHandler(EncoderHandler):
     """Transformer -> Pooling -> [Dense...] -> [Normalize], as modules.json describes."""
 
+    capabilities = ("text-embedding",)
+
     def __init__(self, ctx: LoadContext) -> None:
         root = ctx.model_dir
-        modules = _read_json(root / "modules.json", "modules.json")
+        modules = _read_json(root / "modules.json", required=True)
         kinds = [m["type"].rsplit(".", 1)[-1] for m in modules]
         if not kinds or kinds[0] != "Transformer":
             raise ConfigError(f"{root}: modules.json must start with a Transformer module")
         tf_dir = root / modules[0].get("path", "")
-        st_config = _read_json(tf_dir / "sentence_bert_config.json", None) or {}
+        st_config = _read_json(tf_dir / "sentence_bert_config.json") or {}
+        model_config = _read_json(root / "config_sentence_transformers.json") or {}
         tokenizer = AutoTokenizer.from_pretrained(tf_dir, local_files_only=True)
         self._model = AutoModel.from_pretrained(tf_dir, local_files_only=True, dtype=ctx.dtype)
         self._model.to(ctx.device).eval()
         self._lowercase = bool(st_config.get("do_lower_case", False))
+        self._prompts: dict[str, str] = dict(model_config.get("prompts") or {})
+        self._default_prompt: str | None = model_config.get("default_prompt_name")
 
         self._pooling: Pooling | None = None
         self._dense: list[Dense] = []
@@ -51,29 +59,58 @@ class SentenceTransformerHandler(EncoderHandler):
         if self._pooling is None:
             raise ConfigError(f"{root}: modules.json has no Pooling module")
 
-        dims = self._dense[-1].out_features if self._dense else self._model.config.hidden_size
+        self._dimensions = self._dense[-1].out_features if self._dense else self._model.config.hidden_size
+        bad = [d for d in ctx.entry.matryoshka_dims if d > self._dimensions]
+        if bad:
+            raise ConfigError(f"{ctx.entry.name}: matryoshka_dims {bad} exceed the model's {self._dimensions} dimensions")
         limits = [
             st_config.get("max_seq_length"),
             ctx.entry.max_tokens,
             getattr(self._model.config, "max_position_embeddings", None),
         ]
-        max_tokens = min(x for x in limits if isinstance(x, int) and x > 0)
-        super().__init__(ctx, tokenizer, max_tokens, dims)
+        super().__init__(ctx, tokenizer, min(x for x in limits if isinstance(x, int) and x > 0))
 
-    def _prepare(self, texts: list[str]) -> list[str]:
-        return [t.lower() for t in texts] if self._lowercase else texts
+    @property
+    def dimensions(self) -> int:
+        return self._dimensions
 
-    def _encode(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+    @property
+    def prompt_names(self) -> tuple[str, ...]:
+        return tuple(self._prompts)
+
+    @property
+    def matryoshka_dims(self) -> tuple[int, ...]:
+        return tuple(self._ctx.entry.matryoshka_dims)
+
+    def embed(self, texts: list[str], opts: EmbedOptions) -> EmbedOutput:
+        prompt = self._prompt_text(opts.prompt_name)
+        prepared = [prompt + (t.lower() if self._lowercase else t) for t in texts]
+        batch = self.tokenize(prepared, opts.truncate)
+        vectors = np.stack(self._run(batch, self._forward))
+        vectors = matryoshka(vectors, opts.dimensions, self._dimensions, self.matryoshka_dims)
+        return EmbedOutput(vectors, batch.lengths)
+
+    def _prompt_text(self, name: str | None) -> str:
+        """The text prepended to each input, as sentence-transformers' encode(prompt_name=...)."""
+        name = name or self._default_prompt
+        if not name:
+            return ""
+        if name not in self._prompts:
+            known = ", ".join(self._prompts) or "none"
+            raise InvalidInput(f"unknown prompt_name '{name}'; this model's prompts: {known}")
+        return self._prompts[name]
+
+    def _forward(self, features: dict[str, torch.Tensor]) -> list[np.ndarray]:
         hidden = self._model(**features).last_hidden_state
         vectors = self._pooling.pool(hidden, features["attention_mask"])
         for layer in self._dense:
             vectors = layer(vectors)
-        return normalize(vectors) if self._normalize else vectors
+        return to_numpy_rows(normalize(vectors) if self._normalize else vectors)
 
 
-def _read_json(path: Path, required_name: str | None):
+def _read_json(path: Path, required: bool = False):
     if not path.is_file():
-        if required_name:
-            raise ConfigError(f"{path.parent}: {required_name} is missing")
+        if required:
+            raise ConfigError(f"{path.parent}: {path.name} is missing")
         return None
     return json.loads(path.read_text(encoding="utf-8"))

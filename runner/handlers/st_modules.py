@@ -42,6 +42,9 @@ class Pooling:
     @classmethod
     def load(cls, path: Path) -> "Pooling":
         config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        if config.get("include_prompt", True) is False:
+            # Would need the prompt's token count per input to mask it out of the pooling.
+            raise ConfigError(f"{path}: pooling with include_prompt=false is not supported")
         mode = config.get("pooling_mode")
         if mode is None:
             modes = [name for key, name in _LEGACY_POOLING_KEYS.items() if config.get(key)]

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from runner.catalog import CatalogEntry
-from runner.handlers.base import LoadContext
+from runner.handlers.base import EmbedOptions, LoadContext
 from runner.handlers.sentence_transformer import SentenceTransformerHandler
 
 TEXTS = [
@@ -40,7 +40,7 @@ def handler(minilm_dir):
 
 
 def test_matches_sentence_transformers(handler, st_minilm):
-    ours = handler.embed(TEXTS)
+    ours = handler.embed(TEXTS, EmbedOptions())
     ref = st_minilm.encode(TEXTS, batch_size=32, convert_to_numpy=True)
     assert ours.vectors.dtype == np.float32
     assert ours.vectors.shape == (len(TEXTS), 384)
@@ -55,7 +55,7 @@ def test_facts_come_from_the_saved_modules(handler):
 
 
 def test_token_counts_match_the_reference_tokenizer(handler, st_minilm):
-    counts = handler.embed(TEXTS).token_counts
+    counts = handler.embed(TEXTS, EmbedOptions()).token_counts
     expected = [len(st_minilm.tokenizer(t, truncation=True, max_length=256)["input_ids"]) for t in TEXTS]
     assert counts == expected
     assert counts[4] == 256
@@ -64,19 +64,19 @@ def test_token_counts_match_the_reference_tokenizer(handler, st_minilm):
 def test_tiny_token_budget_gives_the_same_vectors(minilm_dir, handler):
     """Length buckets change only how rows are grouped, never the numbers."""
     small = make_handler(minilm_dir, max_batch_tokens=64)
-    a, b = handler.embed(TEXTS).vectors, small.embed(TEXTS).vectors
+    a, b = handler.embed(TEXTS, EmbedOptions()).vectors, small.embed(TEXTS, EmbedOptions()).vectors
     assert cosines(a, b).min() >= 0.99999
 
 
 def test_catalog_max_tokens_caps_the_model_limit(minilm_dir):
     capped = make_handler(minilm_dir, max_tokens=16)
     assert capped.max_tokens == 16
-    assert capped.embed(TEXTS).token_counts[4] == 16
+    assert capped.embed(TEXTS, EmbedOptions()).token_counts[4] == 16
 
 
 def test_safe_from_several_threads(handler):
-    expected = handler.embed(TEXTS).vectors
+    expected = handler.embed(TEXTS, EmbedOptions()).vectors
     with ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(lambda _: handler.embed(TEXTS).vectors, range(8)))
+        results = list(pool.map(lambda _: handler.embed(TEXTS, EmbedOptions()).vectors, range(8)))
     for got in results:
         assert cosines(got, expected).min() >= 0.99999

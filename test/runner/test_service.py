@@ -29,7 +29,7 @@ class FakeHandler(Handler):
         self.threads: set[int] = set()
         self.calls = 0
 
-    def embed(self, texts):
+    def embed(self, texts, opts):
         self.threads.add(threading.get_ident())
         self.calls += 1
         if texts == ["boom"]:

@@ -1,0 +1,92 @@
+"""Cross-encoder rerankers (bge-reranker-v2-m3, ms-marco-MiniLM-L6-v2 and their kin).
+
+Each (query, document) pair is one sequence through a one-label sequence classifier; the
+logit is the raw score. The calibrated score applies the activation the model's config names
+(sentence-transformers' convention): an identity for ms-marco models, a sigmoid when the config
+names none. Only the document side is truncated, as FlagReranker does, so a long document can
+never push the query out of the model's view.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from ..errors import ConfigError, InvalidInput
+from .base import LoadContext, ScoreOutput
+from .encoder import EncoderHandler, Tokenized
+from .pair_template import PairTemplate
+
+
+class CrossEncoderHandler(EncoderHandler):
+    """Scores documents against a query."""
+
+    capabilities = ("rerank",)
+
+    def __init__(self, ctx: LoadContext) -> None:
+        root = ctx.model_dir
+        tokenizer = AutoTokenizer.from_pretrained(root, local_files_only=True)
+        self._model = AutoModelForSequenceClassification.from_pretrained(root, local_files_only=True, dtype=ctx.dtype)
+        self._model.to(ctx.device).eval()
+        config = self._model.config
+        if config.num_labels != 1:
+            raise ConfigError(f"{ctx.entry.name}: a reranker needs exactly one output label, not {config.num_labels}")
+        self._activation = _activation(config)
+        self._template = PairTemplate.infer(tokenizer)
+        positions = config.max_position_embeddings - (2 if config.model_type in ("xlm-roberta", "roberta") else 0)
+        limits = [ctx.entry.max_tokens, tokenizer.model_max_length, positions]
+        super().__init__(ctx, tokenizer, min(x for x in limits if isinstance(x, int) and 0 < x < 10**6))
+
+    @property
+    def dimensions(self) -> int:
+        return 0
+
+    @property
+    def score_activation(self) -> str:
+        return self._activation
+
+    def score(self, query: str, documents: list[str], truncate: bool, raw: bool) -> ScoreOutput:
+        if not documents:
+            raise InvalidInput("documents must not be empty")
+        tok = self.tokenizer()
+        q = tok(query, add_special_tokens=False)["input_ids"]
+        docs = tok(documents, add_special_tokens=False)["input_ids"]
+        room = self.max_tokens - self._template.specials
+        if len(q) >= room:
+            if not truncate:
+                raise InvalidInput(f"the query has {len(q)} tokens; this model takes {self.max_tokens} per pair")
+            q = q[: room // 2]  # keep half of the pair for the documents
+        budget = room - len(q)
+        ids, types = [], []
+        for i, d in enumerate(docs):
+            if len(d) > budget and not truncate:
+                raise InvalidInput(f"document {i} does not fit with the query in {self.max_tokens} tokens; "
+                                   "shorten it or allow truncation")
+            pair_ids, pair_types = self._template.join(q, d[:budget])
+            ids.append(pair_ids)
+            types.append(pair_types)
+        batch = Tokenized(ids, types if self._template.types is not None else None)
+
+        def forward(features):
+            return list(self._model(**features).logits[:, 0].float().cpu().numpy())
+
+        scores = np.array(self._run(batch, forward), dtype=np.float32)
+        if not raw and self._activation == "sigmoid":
+            scores = 1.0 / (1.0 + np.exp(-scores))
+        return ScoreOutput(scores, batch.lengths)
+
+
+def _activation(config) -> str:
+    """sentence-transformers' rule: the configured activation, else sigmoid for one label."""
+    st = getattr(config, "sentence_transformers", None) or {}
+    name = (st.get("activation_fn") if isinstance(st, dict) else None) or getattr(
+        config, "sbert_ce_default_activation_function", None)
+    if name is None:
+        return "sigmoid"
+    short = name.rsplit(".", 1)[-1]
+    if short == "Identity":
+        return "identity"
+    if short == "Sigmoid":
+        return "sigmoid"
+    raise ConfigError(f"reranker activation '{name}' is not supported")

@@ -1,0 +1,73 @@
+"""bge-m3 handler against FlagEmbedding's BGEM3FlagModel on the same (stand-in) weights."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from references import m3_embedder
+from runner.errors import ConfigError, InvalidInput
+from runner.handlers.base import EmbedOptions
+
+TEXTS = [
+    "hello world",
+    "What is BGE M3? A model for dense, sparse and multi-vector retrieval.",
+    "repeat repeat repeat tokens to check the max over repeats",
+    "Ünïcödé and punctuation!?",
+    "a long input " * 120,  # longer than the stand-in's 512 positions: truncated by both
+]
+
+
+@pytest.fixture(scope="module")
+def ours(load):
+    return load("bge-m3")
+
+
+@pytest.fixture(scope="module")
+def reference(standins):
+    model = m3_embedder(standins / "bge-m3")
+    return model.encode(TEXTS, batch_size=4, max_length=512, return_dense=True, return_sparse=True,
+                        return_colbert_vecs=True)
+
+
+def cos(a, b):
+    return (a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)
+
+
+def test_dense_matches(ours, reference):
+    out = ours.embed(TEXTS, EmbedOptions())
+    assert out.vectors.shape == reference["dense_vecs"].shape
+    assert cos(out.vectors, reference["dense_vecs"]).min() >= 0.9999
+    assert out.token_counts[-1] == 512
+
+
+def test_sparse_matches(ours, reference):
+    out = ours.sparse(TEXTS, EmbedOptions())
+    for indices, values, ref in zip(out.indices, out.values, reference["lexical_weights"]):
+        ref_map = {int(k): float(v) for k, v in ref.items()}
+        assert indices.tolist() == sorted(ref_map)
+        assert np.allclose(values, [ref_map[i] for i in indices.tolist()], atol=1e-5, rtol=0)
+
+
+def test_colbert_matches(ours, reference):
+    out = ours.multi_vector(TEXTS, EmbedOptions())
+    for got, ref, n in zip(out.vectors, reference["colbert_vecs"], out.token_counts):
+        assert got.shape == ref.shape == (n - 1, 64)  # [CLS] dropped, </s> kept
+        assert cos(got, ref).min() >= 0.9999
+
+
+def test_capabilities_and_limits(ours):
+    assert set(ours.capabilities) == {"text-embedding", "sparse-embedding", "multi-vector"}
+    assert ours.max_tokens == 512  # the stand-in has 514 positions; the real model has 8194
+    with pytest.raises(InvalidInput, match="more than this model's 512"):
+        ours.embed(TEXTS, EmbedOptions(truncate=False))
+
+
+@pytest.mark.parametrize("head", ["colbert_linear.pt", "sparse_linear.pt"])
+def test_refuses_to_start_without_a_head(load, standins, tmp_path, head):
+    shutil.copytree(standins / "bge-m3", tmp_path / "bge-m3")
+    (tmp_path / "bge-m3" / head).unlink()
+    with pytest.raises(ConfigError, match=f"{head} is missing"):
+        load("bge-m3", models_dir=tmp_path)

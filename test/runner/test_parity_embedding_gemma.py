@@ -1,0 +1,93 @@
+"""embedding-gemma handler against sentence-transformers on the same (stand-in) weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sentence_transformers import SentenceTransformer
+
+from runner.errors import ConfigError, InvalidInput
+from runner.handlers.base import EmbedOptions
+
+# Longer than the stand-in's sliding window, so bidirectional sliding attention is exercised.
+TEXTS = [
+    "which planet is known as the red planet",
+    "Mars is often called the red planet because of iron oxide on its surface.",
+    "short",
+    "a considerably longer passage about gardens, rivers and mountains " * 5,
+]
+PROMPTS = ["query", "document", "Clustering", "Classification", "STS", "Summarization", "Retrieval-query"]
+
+
+@pytest.fixture(scope="module")
+def ours(load):
+    return load("embedding-gemma-300m", matryoshka_dims=(32, 16, 8))
+
+
+@pytest.fixture(scope="module")
+def reference(standins):
+    return SentenceTransformer(str(standins / "embedding-gemma-300m"), device="cpu", local_files_only=True)
+
+
+def cos(a, b):
+    return (a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)
+
+
+def test_sliding_window_survives_save_and_reload(standins):
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(standins / "embedding-gemma-300m")
+    assert config.use_bidirectional_attention is True
+    assert config.sliding_window < max(len(t.split()) for t in TEXTS)
+
+
+@pytest.mark.parametrize("prompt", PROMPTS)
+def test_prompts_match(ours, reference, prompt):
+    got = ours.embed(TEXTS, EmbedOptions(prompt_name=prompt)).vectors
+    want = reference.encode(TEXTS, prompt_name=prompt)
+    assert cos(got, want).min() >= 0.9999
+
+
+def test_no_prompt_matches(ours, reference):
+    assert cos(ours.embed(TEXTS, EmbedOptions()).vectors, reference.encode(TEXTS)).min() >= 0.9999
+
+
+@pytest.mark.parametrize("dims", [64, 32, 16, 8])
+def test_every_matryoshka_size_matches(ours, reference, dims):
+    got = ours.embed(TEXTS, EmbedOptions(prompt_name="query", dimensions=dims)).vectors
+    want = reference.encode(TEXTS, prompt_name="query", truncate_dim=dims, normalize_embeddings=True)
+    assert got.shape == (len(TEXTS), dims)
+    assert np.allclose(np.linalg.norm(got, axis=1), 1, atol=1e-5)
+    assert cos(got, want).min() >= 0.9999
+
+
+def test_unsupported_size_and_prompt_are_refused(ours):
+    with pytest.raises(InvalidInput, match="supported: 64, 32, 16, 8"):
+        ours.embed(TEXTS, EmbedOptions(dimensions=12))
+    with pytest.raises(InvalidInput, match="unknown prompt_name 'nope'"):
+        ours.embed(TEXTS, EmbedOptions(prompt_name="nope"))
+
+
+def test_prompt_tokens_count_in_usage(ours):
+    plain = ours.embed(["hello"], EmbedOptions()).token_counts[0]
+    prompted = ours.embed(["hello"], EmbedOptions(prompt_name="query")).token_counts[0]
+    assert prompted > plain
+
+
+def test_float16_is_refused(load):
+    with pytest.raises(ConfigError, match="overflows in float16"):
+        load("embedding-gemma-300m", matryoshka_dims=(), dtype="float16")
+
+
+def test_auto_dtype_avoids_float16_on_accelerators():
+    from runner.device import resolve_dtype
+    from runner.handlers.embedding_gemma import EmbeddingGemmaHandler
+
+    assert resolve_dtype("auto", torch.device("cuda", 0), EmbeddingGemmaHandler.allows_float16) == torch.bfloat16
+    assert resolve_dtype("auto", torch.device("cpu"), EmbeddingGemmaHandler.allows_float16) == torch.float32
+
+
+def test_catalog_matryoshka_sizes_must_fit_the_model(load):
+    with pytest.raises(ConfigError, match="exceed the model's 64 dimensions"):
+        load("embedding-gemma-300m")  # the real model's 512/256/128 do not fit the stand-in

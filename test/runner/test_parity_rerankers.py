@@ -1,0 +1,66 @@
+"""Cross-encoder handler against FlagReranker (bge-reranker) and CrossEncoder (ms-marco)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sentence_transformers import CrossEncoder
+
+from references import flag_reranker
+from runner.errors import InvalidInput
+
+QUERY = "what is the capital of france"
+DOCS = [
+    "Paris is the capital and largest city of France.",
+    "Berlin is the capital of Germany.",
+    "the quick brown fox",
+    "France " + "a very long document about many things " * 80,  # past 512 tokens: doc side cut
+]
+
+
+@pytest.fixture(scope="module")
+def bge(load):
+    return load("bge-reranker-v2-m3")
+
+
+@pytest.fixture(scope="module")
+def marco(load):
+    return load("ms-marco-minilm-l6-v2")
+
+
+def test_bge_reranker_raw_and_sigmoid_match_flag_reranker(bge, standins):
+    reference = flag_reranker(standins / "bge-reranker-v2-m3")
+    pairs = [[QUERY, d] for d in DOCS]
+    raw = np.array(reference.compute_score(pairs, max_length=512, normalize=False))
+    sig = np.array(reference.compute_score(pairs, max_length=512, normalize=True))
+    assert np.allclose(bge.score(QUERY, DOCS, truncate=True, raw=True).scores, raw, atol=1e-4)
+    assert np.allclose(bge.score(QUERY, DOCS, truncate=True, raw=False).scores, sig, atol=1e-5)
+    assert bge.score_activation == "sigmoid"
+
+
+def test_ms_marco_matches_cross_encoder_with_identity(marco, standins):
+    reference = CrossEncoder(str(standins / "ms-marco-minilm-l6-v2"), device="cpu", local_files_only=True)
+    short = DOCS[:3]
+    want = reference.predict([(QUERY, d) for d in short])
+    assert marco.score_activation == "identity"
+    got = marco.score(QUERY, short, truncate=True, raw=False).scores
+    assert np.allclose(got, want, atol=1e-4)
+    assert np.allclose(marco.score(QUERY, short, truncate=True, raw=True).scores, got)
+
+
+def test_only_the_document_side_is_truncated(marco):
+    out = marco.score(QUERY, DOCS, truncate=True, raw=True)
+    assert out.token_counts[3] == marco.max_tokens
+    # The query survives whole: scoring the long document with more text after the cut
+    # point changes nothing.
+    longer = marco.score(QUERY, [DOCS[3] + " extra words at the end"], truncate=True, raw=True)
+    assert np.isclose(longer.scores[0], out.scores[3])
+    with pytest.raises(InvalidInput, match="document 3 does not fit"):
+        marco.score(QUERY, DOCS, truncate=False, raw=True)
+
+
+def test_rerankers_do_not_embed(marco):
+    from runner.handlers.base import EmbedOptions
+
+    with pytest.raises(InvalidInput, match="does not produce dense embeddings"):
+        marco.embed(["x"], EmbedOptions())

@@ -1,4 +1,4 @@
-import { CatalogError, loadCatalog } from './config/catalog.ts';
+import { CatalogError, loadCatalog, type CatalogEntry } from './config/catalog.ts';
 import { loadSettings, readDotenv, SettingsError, settingsHelp, type Settings } from './config/settings.ts';
 import { buildApp } from './http/app.ts';
 import { createLogger } from './logger.ts';
@@ -38,20 +38,21 @@ async function main(): Promise<void> {
     const hint = catalogNames.length ? `\nModels in the catalog: ${catalogNames.join(', ')}` : '';
     die(`${err.message}${hint}`);
   }
+  let catalog: Map<string, CatalogEntry>;
   try {
-    const catalog = loadCatalog(settings.MODEL_CONFIG);
-    const unknown = settings.MODELS.filter((m) => !catalog.has(m));
-    if (unknown.length) die(`not in the catalog ${settings.MODEL_CONFIG}: ${unknown.join(', ')}\nModels in the catalog: ${[...catalog.keys()].join(', ')}`);
+    catalog = loadCatalog(settings.MODEL_CONFIG);
   } catch (err) {
     if (err instanceof CatalogError) die(err.message);
     throw err;
   }
+  const unknown = settings.MODELS.filter((m) => !catalog.has(m));
+  if (unknown.length) die(`not in the catalog ${settings.MODEL_CONFIG}: ${unknown.join(', ')}\nModels in the catalog: ${[...catalog.keys()].join(', ')}`);
 
   const logger = createLogger(settings.LOG_LEVEL);
   const { RUNNER_PYTHON: _p, ...shown } = settings;
   logger.info({ config: shown }, 'runtime_config');
   const metrics = createMetrics();
-  const registry = new ModelRegistry(settings, metrics, logger);
+  const registry = new ModelRegistry(settings.MODELS.map((m) => catalog.get(m)!), settings, metrics, logger);
   const app = buildApp({ settings, registry, metrics, logger });
 
   let stopping = false;

@@ -1,5 +1,6 @@
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import { catalogEntrySchema } from '../../gateway/src/config/catalog.ts';
 import { loadSettings } from '../../gateway/src/config/settings.ts';
 import { buildApp } from '../../gateway/src/http/app.ts';
 import { createMetrics } from '../../gateway/src/metrics/metrics.ts';
@@ -11,7 +12,8 @@ function app(env: Record<string, string> = {}) {
   const settings = loadSettings({ argv: [], env: { MODELS: 'm1,m2', ...env } });
   const metrics = createMetrics();
   const logger = pino({ level: 'silent' });
-  return buildApp({ settings, registry: new ModelRegistry(settings, metrics, logger), metrics, logger });
+  const entries = settings.MODELS.map((name) => catalogEntrySchema.parse({ name, hf_repo_id: 'x/y', handler: 'a.B' }));
+  return buildApp({ settings, registry: new ModelRegistry(entries, settings, metrics, logger), metrics, logger });
 }
 
 let current: ReturnType<typeof app> | undefined;

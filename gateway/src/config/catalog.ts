@@ -15,6 +15,8 @@ export const catalogEntrySchema = z.strictObject({
   dtype: z.enum(['auto', 'float32', 'bfloat16', 'float16']).default('auto'),
   max_tokens: z.number().int().positive().optional(),
   requires_token: z.boolean().default(false),
+  matryoshka_dims: z.array(z.number().int().positive()).default([]),
+  default_prompts: z.strictObject({ query: z.string().min(1).optional(), document: z.string().min(1).optional() }).default({}),
 });
 
 /** A validated catalog entry. */

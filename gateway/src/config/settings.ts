@@ -49,6 +49,8 @@ export const settingsSchema = z.object({
   MAX_TEXT_CHARS: int(1).default(20_000),
   /** Padded tokens the runner puts into one forward pass; bounds activation memory. */
   MAX_BATCH_TOKENS: int(1).default(16_384),
+  /** Cut inputs longer than the model's token limit (true) or refuse them with 400 (false); requests may override. */
+  AUTO_TRUNCATE: bool.default(true),
   /** Largest request body in bytes; larger bodies get 413. */
   MAX_REQUEST_BYTES: int(1024).default(16 * 1024 * 1024),
   /** Serve Prometheus metrics at /metrics. */

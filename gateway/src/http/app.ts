@@ -10,6 +10,7 @@ import embeddingsRoute from './routes/embeddings.ts';
 import healthRoute from './routes/health.ts';
 import metricsRoute from './routes/metrics.ts';
 import modelsRoute from './routes/models.ts';
+import rerankRoute from './routes/rerank.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -90,6 +91,7 @@ export function buildApp({ settings, registry, metrics, logger }: AppDeps): Fast
   });
 
   app.register(embeddingsRoute);
+  app.register(rerankRoute);
   app.register(modelsRoute);
   app.register(healthRoute);
   if (settings.ENABLE_METRICS) app.register(metricsRoute);

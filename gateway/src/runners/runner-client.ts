@@ -1,6 +1,9 @@
 import * as grpc from '@grpc/grpc-js';
+import type { EmbedRequest } from '../generated/edgeembed/runner/v1/EmbedRequest.ts';
 import type { EmbedResponse__Output } from '../generated/edgeembed/runner/v1/EmbedResponse.ts';
 import type { InfoResponse__Output } from '../generated/edgeembed/runner/v1/InfoResponse.ts';
+import type { RerankRequest } from '../generated/edgeembed/runner/v1/RerankRequest.ts';
+import type { RerankResponse__Output } from '../generated/edgeembed/runner/v1/RerankResponse.ts';
 import type { RunnerClient as GeneratedRunnerClient } from '../generated/edgeembed/runner/v1/Runner.ts';
 import type { HealthClient } from '../generated/grpc/health/v1/Health.ts';
 import { fromGrpcError } from './grpc-errors.ts';
@@ -8,8 +11,14 @@ import { HealthClientCtor, RunnerClientCtor } from './proto.ts';
 
 /** What the gateway learns about a runner's model once it is up. */
 export type RunnerInfo = InfoResponse__Output;
-/** One Embed answer: packed little-endian float32 rows plus token counts. */
+/** One Embed answer: packed little-endian float32 rows (or sparse vectors) plus token counts. */
 export type EmbedReply = EmbedResponse__Output;
+/** One Rerank answer: a score and a token count per document. */
+export type RerankReply = RerankResponse__Output;
+/** Embed's options, as the proto names them. */
+export type EmbedCallOptions = Omit<EmbedRequest, 'texts'>;
+/** Rerank's options, as the proto names them. */
+export type RerankCallOptions = Omit<RerankRequest, 'query' | 'documents'>;
 
 const MAX_MESSAGE = 256 * 1024 * 1024;
 
@@ -34,17 +43,18 @@ export class RunnerClient {
   }
 
   /** Embeds texts; the request ids travel as metadata so runner logs can name them. */
-  embed(texts: string[], requestIds: string[], signal?: AbortSignal): Promise<EmbedReply> {
-    const metadata = new grpc.Metadata();
-    metadata.set('x-request-id', requestIds.join(','));
+  embed(texts: string[], options: EmbedCallOptions, requestIds: string[]): Promise<EmbedReply> {
     return new Promise((resolve, reject) => {
-      const call = this.#runner.Embed({ texts }, metadata, (err, reply) => {
-        signal?.removeEventListener('abort', cancel);
-        if (err) reject(fromGrpcError(err, this.#model));
-        else resolve(reply!);
-      });
-      const cancel = () => call.cancel();
-      signal?.addEventListener('abort', cancel, { once: true });
+      this.#runner.Embed({ texts, ...options }, metadataFor(requestIds), (err, reply) =>
+        err ? reject(fromGrpcError(err, this.#model)) : resolve(reply!));
+    });
+  }
+
+  /** Scores documents against a query. */
+  rerank(query: string, documents: string[], options: RerankCallOptions, requestIds: string[]): Promise<RerankReply> {
+    return new Promise((resolve, reject) => {
+      this.#runner.Rerank({ query, documents, ...options }, metadataFor(requestIds), (err, reply) =>
+        err ? reject(fromGrpcError(err, this.#model)) : resolve(reply!));
     });
   }
 
@@ -71,4 +81,10 @@ export class RunnerClient {
     this.#runner.close();
     this.#health.close();
   }
+}
+
+function metadataFor(requestIds: string[]): grpc.Metadata {
+  const metadata = new grpc.Metadata();
+  metadata.set('x-request-id', requestIds.join(','));
+  return metadata;
 }

@@ -1,6 +1,23 @@
 import { ApiError } from '../errors.ts';
 import type { Metrics } from '../metrics/metrics.ts';
+import type { RunnerClient } from '../runners/runner-client.ts';
 import type { SupervisedRunner } from '../runners/supervisor.ts';
+
+/** What one runner call returns, one item per input. */
+export interface CallResult<T> {
+  items: T[];
+  tokens: number[];
+  computeSeconds: number;
+}
+
+/**
+ * A kind of runner call (dense embeddings with given options, a rerank against one query...).
+ * Queued inputs whose specs have the same key may share one call.
+ */
+export interface CallSpec<T> {
+  key: string;
+  run(client: RunnerClient, inputs: string[], requestIds: string[]): Promise<CallResult<T>>;
+}
 
 /** What the batcher needs of a runner; SupervisedRunner is the real one. */
 export type RunnerHandle = Pick<SupervisedRunner, 'state' | 'client' | 'on'>;
@@ -15,9 +32,9 @@ export interface BatcherOptions {
   queueTimeoutMs: number;
 }
 
-/** Computed inputs of one request, row-aligned with the texts it submitted. */
-export interface BatchResult {
-  rows: Buffer[];
+/** Computed inputs of one request, aligned with the inputs it submitted. */
+export interface BatchResult<T> {
+  items: T[];
   tokens: number[];
   /** Milliseconds from admission to the first runner call. */
   queueMs: number;
@@ -27,6 +44,7 @@ export interface BatchResult {
 
 interface Job {
   texts: string[];
+  spec: CallSpec<unknown>;
   requestId: string;
   signal: AbortSignal | undefined;
   admittedAt: number;
@@ -35,12 +53,12 @@ interface Job {
   next: number;
   /** Inputs whose vectors have come back. */
   done: number;
-  rows: Buffer[];
+  items: unknown[];
   tokens: number[];
   inferenceMs: number;
   settled: boolean;
   timer: NodeJS.Timeout | undefined;
-  resolve: (r: BatchResult) => void;
+  resolve: (r: BatchResult<unknown>) => void;
   reject: (e: Error) => void;
 }
 
@@ -55,7 +73,8 @@ interface Slice {
  *
  * Requests queue as jobs. Whenever a ready runner has a free slot (MAX_CONCURRENT per runner),
  * the front of the queue is cut into one runner call of up to maxBatchInputs inputs, across
- * job boundaries, so concurrent requests share forward passes and large requests split. An idle
+ * the boundaries of jobs with the same call spec, so concurrent requests share forward passes
+ * and large requests split. An idle
  * server dispatches at once; only while other calls are in flight does a free slot wait up to
  * windowMs for the batch to fill, which trades a little latency for throughput under load.
  * A job that cannot be dispatched right away, with maxQueue jobs already waiting, is refused.
@@ -93,8 +112,8 @@ export class Batcher {
     return n;
   }
 
-  /** Queues texts for computing; rejects with an ApiError when refused or failed. */
-  submit(texts: string[], requestId: string, signal?: AbortSignal): Promise<BatchResult> {
+  /** Queues inputs for computing; rejects with an ApiError when refused or failed. */
+  submit<T>(texts: string[], spec: CallSpec<T>, requestId: string, signal?: AbortSignal): Promise<BatchResult<T>> {
     if (!this.#runners.some((r) => r.state === 'ready')) {
       return Promise.reject(this.#unavailable());
     }
@@ -105,11 +124,11 @@ export class Batcher {
         `Model '${this.#model}' is at capacity (MAX_QUEUE_SIZE=${this.#opts.maxQueue} waiting); retry after the Retry-After delay.`,
         { retryAfterS: 1, code: 'queue_full' }));
     }
-    return new Promise<BatchResult>((resolve, reject) => {
+    return new Promise<BatchResult<T>>((resolve, reject) => {
       const job: Job = {
-        texts, requestId, signal, admittedAt: performance.now(), startedAt: undefined,
-        next: 0, done: 0, rows: new Array(texts.length), tokens: new Array(texts.length),
-        inferenceMs: 0, settled: false, timer: undefined, resolve, reject,
+        texts, spec: spec as CallSpec<unknown>, requestId, signal, admittedAt: performance.now(), startedAt: undefined,
+        next: 0, done: 0, items: new Array(texts.length), tokens: new Array(texts.length),
+        inferenceMs: 0, settled: false, timer: undefined, resolve: resolve as (r: BatchResult<unknown>) => void, reject,
       };
       job.timer = setTimeout(() => {
         this.#metrics.rejected.inc({ model: this.#model, reason: 'queue_timeout' });
@@ -167,16 +186,22 @@ export class Batcher {
     return false;
   }
 
+  /** Inputs that could join the call at the head of the queue. */
   #queuedInputs(): number {
     let n = 0;
-    for (const job of this.#queue) n += job.texts.length - job.next;
+    const key = this.#queue[0]?.spec.key;
+    for (const job of this.#queue) {
+      if (job.spec.key !== key) break;
+      n += job.texts.length - job.next;
+    }
     return n;
   }
 
   #takeBatch(): Slice[] {
     const slices: Slice[] = [];
     let room = this.#opts.maxBatchInputs;
-    while (room > 0 && this.#queue.length > 0) {
+    const key = this.#queue[0]!.spec.key;
+    while (room > 0 && this.#queue.length > 0 && this.#queue[0]!.spec.key === key) {
       const job = this.#queue[0]!;
       const take = Math.min(room, job.texts.length - job.next);
       slices.push({ job, from: job.next, to: job.next + take });
@@ -205,21 +230,20 @@ export class Batcher {
     this.#inflight.set(runner, this.#inflight.get(runner)! + 1);
     const started = performance.now();
     try {
-      const reply = await client.embed(texts, ids);
+      const reply = await slices[0]!.job.spec.run(client, texts, ids);
       const elapsedMs = performance.now() - started;
-      this.#record(reply.token_counts, reply.compute_seconds, elapsedMs, texts.length, 'ok');
-      const width = reply.dimensions * 4;
+      this.#record(reply.tokens, reply.computeSeconds, elapsedMs, texts.length, 'ok');
       let row = 0;
       for (const { job, from, to } of slices) {
         for (let i = from; i < to; i++, row++) {
-          job.rows[i] = reply.vectors.subarray(row * width, (row + 1) * width);
-          job.tokens[i] = reply.token_counts[row]!;
+          job.items[i] = reply.items[row];
+          job.tokens[i] = reply.tokens[row]!;
         }
         job.done += to - from;
         job.inferenceMs += elapsedMs;
         if (job.done === job.texts.length && !job.settled) {
           this.#settle(job);
-          job.resolve({ rows: job.rows, tokens: job.tokens, queueMs: job.startedAt! - job.admittedAt, inferenceMs: job.inferenceMs });
+          job.resolve({ items: job.items, tokens: job.tokens, queueMs: job.startedAt! - job.admittedAt, inferenceMs: job.inferenceMs });
         }
       }
     } catch (err) {

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { CatalogEntry } from '../config/catalog.ts';
 import type { Settings } from '../config/settings.ts';
 import { ApiError } from '../errors.ts';
 import type { Metrics } from '../metrics/metrics.ts';
@@ -9,8 +10,10 @@ import { ModelService } from './model-service.ts';
 export class ModelRegistry {
   readonly #models = new Map<string, ModelService>();
 
-  constructor(settings: Settings, metrics: Metrics, logger: Logger) {
-    for (const name of settings.MODELS) {
+  /** entries: the catalog entries of the models to serve, in MODELS order. */
+  constructor(entries: CatalogEntry[], settings: Settings, metrics: Metrics, logger: Logger) {
+    for (const entry of entries) {
+      const name = entry.name;
       const runners = settings.MODEL_DEVICE.map((device) => {
         const runner = new SupervisedRunner(name, device, settings, logger);
         const labels = { model: name, device };
@@ -21,9 +24,10 @@ export class ModelRegistry {
         });
         return runner;
       });
-      this.#models.set(name, new ModelService(name, runners, {
+      this.#models.set(name, new ModelService(entry, runners, {
         maxBatchSize: settings.MAX_BATCH_SIZE,
         maxTextChars: settings.MAX_TEXT_CHARS,
+        autoTruncate: settings.AUTO_TRUNCATE,
       }, settings.EMBEDDING_CACHE_SIZE, {
         enableBatching: settings.ENABLE_BATCHING,
         windowMs: settings.BATCH_WINDOW_MS,

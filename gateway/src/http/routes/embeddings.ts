@@ -1,7 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { parseOrThrow } from '../validate.ts';
 import { embeddingsRequestSchema, type EmbeddingsResponse } from '../schemas/embeddings.ts';
-import { ApiError } from '../../errors.ts';
 import { toHttpError } from '../error-envelope.ts';
 import { float32Row } from '../vectors.ts';
 
@@ -12,14 +11,10 @@ export default async function embeddingsRoute(app: FastifyInstance): Promise<voi
     request.modelName = body.model;
     const model = app.registry.get(body.model);
     const texts = typeof body.input === 'string' ? [body.input] : body.input;
-    const native = model.info?.dimensions;
-    if (body.dimensions !== undefined && native !== undefined && body.dimensions !== native) {
-      throw new ApiError('validation', `Model '${body.model}' returns ${native}-dimensional vectors only; dimensions=${body.dimensions} is not supported.`, { param: 'dimensions' });
-    }
 
     let out;
     try {
-      out = await model.embed(texts, { requestId: request.id, signal: request.abortSignal });
+      out = await model.embedDense(texts, { kind: 'document', dimensions: body.dimensions }, { requestId: request.id, signal: request.abortSignal });
     } catch (err) {
       request.log.info({ model: body.model, inputs: texts.length, status: toHttpError(err).status }, 'embedding_request');
       throw err;
@@ -32,7 +27,7 @@ export default async function embeddingsRoute(app: FastifyInstance): Promise<voi
     }, 'embedding_request');
     return {
       object: 'list',
-      data: out.rows.map((row, index) => ({
+      data: out.items.map((row, index) => ({
         object: 'embedding',
         index,
         // base64 is the runner's bytes as they are: no float is touched on the way out.

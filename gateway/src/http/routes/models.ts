@@ -16,6 +16,8 @@ export default async function modelsRoute(app: FastifyInstance): Promise<void> {
       dimensions: m.info?.dimensions ?? null,
       max_tokens: m.info?.max_tokens ?? null,
       capabilities: m.info?.capabilities ?? [],
+      prompt_names: m.info?.prompt_names ?? [],
+      matryoshka_dims: m.info?.matryoshka_dims ?? [],
       ready: m.ready,
     })),
   }));

@@ -13,7 +13,7 @@ export const embeddingsRequestSchema = z.object({
   model: z.string({ error: 'model is required and must be a string' }).min(1, 'model must not be empty'),
   /** float: JSON numbers; base64: the little-endian float32 bytes, base64-encoded. */
   encoding_format: z.enum(['float', 'base64']).default('float'),
-  /** Output size. Only the model's native size is accepted until a Matryoshka model is served. */
+  /** Output size: the model's own, or one of its Matryoshka sizes (cut, then normalised again). */
   dimensions: z.number().int().positive().optional(),
   /** End-user id; accepted for compatibility and ignored. */
   user: z.string().optional(),

@@ -10,8 +10,12 @@ export const modelObjectSchema = z.object({
   dimensions: z.number().int().nullable(),
   /** Most tokens per input; longer inputs are truncated. */
   max_tokens: z.number().int().nullable(),
-  /** What the model can do, e.g. text-embedding. */
+  /** What the model can do: text-embedding, sparse-embedding, multi-vector, rerank. */
   capabilities: z.array(z.string()),
+  /** The model's own prompts, usable as prompt_name. */
+  prompt_names: z.array(z.string()),
+  /** Sizes `dimensions` may ask for besides the full one. */
+  matryoshka_dims: z.array(z.number().int()),
   /** True while at least one of its runners is ready. */
   ready: z.boolean(),
 });

@@ -1,0 +1,75 @@
+import type { EmbedCallOptions, EmbedReply, RerankCallOptions } from '../runners/runner-client.ts';
+import type { CallResult, CallSpec } from './batcher.ts';
+
+/** A sparse vector: token ids (ascending) and their weights. */
+export interface SparseItem {
+  indices: number[];
+  values: number[];
+}
+
+/** Several vectors for one input, packed row-major as little-endian float32. */
+export interface MultiVectorItem {
+  data: Buffer;
+  count: number;
+  dimensions: number;
+}
+
+// Every field takes part in the key: calls are shared only by identical options.
+const keyOf = (kind: string, options: object) => `${kind}\u0000${JSON.stringify(options)}`;
+
+function unpack(reply: EmbedReply): CallResult<never> {
+  return { items: [], tokens: reply.token_counts, computeSeconds: reply.compute_seconds };
+}
+
+/** Dense vectors: one little-endian float32 row per input. */
+export function denseSpec(options: Omit<EmbedCallOptions, 'kind'>): CallSpec<Buffer> {
+  return {
+    key: keyOf('dense', options),
+    async run(client, inputs, ids) {
+      const reply = await client.embed(inputs, { ...options, kind: 'DENSE' }, ids);
+      const width = reply.dimensions * 4;
+      const items = inputs.map((_, i) => reply.vectors.subarray(i * width, (i + 1) * width));
+      return { ...unpack(reply), items };
+    },
+  };
+}
+
+/** Sparse lexical weights. */
+export function sparseSpec(options: Omit<EmbedCallOptions, 'kind' | 'dimensions'>): CallSpec<SparseItem> {
+  return {
+    key: keyOf('sparse', options),
+    async run(client, inputs, ids) {
+      const reply = await client.embed(inputs, { ...options, kind: 'SPARSE' }, ids);
+      return { ...unpack(reply), items: reply.sparse.map((s) => ({ indices: s.indices, values: s.values })) };
+    },
+  };
+}
+
+/** Per-token vectors (ColBERT). */
+export function multiVectorSpec(options: Omit<EmbedCallOptions, 'kind' | 'dimensions'>): CallSpec<MultiVectorItem> {
+  return {
+    key: keyOf('multi', options),
+    async run(client, inputs, ids) {
+      const reply = await client.embed(inputs, { ...options, kind: 'MULTI_VECTOR' }, ids);
+      const rowBytes = reply.dimensions * 4;
+      let offset = 0;
+      const items = reply.vector_counts.map((count) => {
+        const data = Buffer.from(reply.vectors.subarray(offset, offset + count * rowBytes));
+        offset += count * rowBytes;
+        return { data, count, dimensions: reply.dimensions };
+      });
+      return { ...unpack(reply), items };
+    },
+  };
+}
+
+/** Relevance scores of documents against one query; documents are the batched inputs. */
+export function rerankSpec(query: string, options: RerankCallOptions): CallSpec<number> {
+  return {
+    key: keyOf('rerank', { query, ...options }),
+    async run(client, inputs, ids) {
+      const reply = await client.rerank(query, inputs, options, ids);
+      return { items: reply.scores, tokens: reply.token_counts, computeSeconds: reply.compute_seconds };
+    },
+  };
+}

@@ -1,38 +1,54 @@
 import type { FastifyInstance } from 'fastify';
-import { parseOrThrow } from '../validate.ts';
-import { embeddingsRequestSchema, type EmbeddingsResponse } from '../schemas/embeddings.ts';
+import type { CallContext, EmbedChoices, ModelService, Outcome } from '../../services/model-service.ts';
 import { toHttpError } from '../error-envelope.ts';
-import { float32Row } from '../vectors.ts';
+import { embeddingsRequestSchema, type EmbeddingsRequest, type EmbeddingsResponse } from '../schemas/embeddings.ts';
+import { parseOrThrow } from '../validate.ts';
+import { float32Row, float32Rows } from '../vectors.ts';
 
-/** POST /v1/embeddings: the OpenAI embeddings API. */
+type Embedding = EmbeddingsResponse['data'][number]['embedding'];
+
+/** Computes the requested kind of embedding and shapes each item for the wire. */
+async function compute(model: ModelService, texts: string[], body: EmbeddingsRequest, choices: EmbedChoices, ctx: CallContext): Promise<Outcome<Embedding>> {
+  const base64 = body.encoding_format === 'base64';
+  if (body.embedding_type === 'sparse') {
+    // Sparse vectors are always {indices, values}: there is no dense array to encode.
+    return model.embedSparse(texts, choices, ctx);
+  }
+  if (body.embedding_type === 'colbert') {
+    const out = await model.embedMultiVector(texts, choices, ctx);
+    // base64 holds the token vectors back to back, row-major, as one little-endian float32 array.
+    return { ...out, items: out.items.map((m) => (base64 ? m.data.toString('base64') : float32Rows(m.data, m.dimensions))) };
+  }
+  const out = await model.embedDense(texts, choices, ctx);
+  // base64 is the runner's bytes as they are: no float is touched on the way out.
+  return { ...out, items: out.items.map((row) => (base64 ? row.toString('base64') : float32Row(row))) };
+}
+
+/** POST /v1/embeddings: the OpenAI embeddings API, plus a few documented extensions. */
 export default async function embeddingsRoute(app: FastifyInstance): Promise<void> {
   app.post('/v1/embeddings', async (request, reply): Promise<EmbeddingsResponse> => {
     const body = parseOrThrow(embeddingsRequestSchema, request.body);
     request.modelName = body.model;
     const model = app.registry.get(body.model);
     const texts = typeof body.input === 'string' ? [body.input] : body.input;
+    const choices = { kind: body.input_type, promptName: body.prompt_name, dimensions: body.dimensions, truncate: body.truncate };
+    const log = { model: body.model, inputs: texts.length, embedding_type: body.embedding_type, encoding_format: body.encoding_format };
 
     let out;
     try {
-      out = await model.embedDense(texts, { kind: 'document', dimensions: body.dimensions }, { requestId: request.id, signal: request.abortSignal });
+      out = await compute(model, texts, body, choices, { requestId: request.id, signal: request.abortSignal });
     } catch (err) {
-      request.log.info({ model: body.model, inputs: texts.length, status: toHttpError(err).status }, 'embedding_request');
+      request.log.info({ ...log, status: toHttpError(err).status }, 'embedding_request');
       throw err;
     }
     const promptTokens = out.tokens.reduce((a, b) => a + b, 0);
     request.log.info({
-      model: body.model, inputs: texts.length, tokens: promptTokens, cache_hits: out.cacheHits,
-      queue_ms: round(out.queueMs), inference_ms: round(out.inferenceMs), total_ms: round(reply.elapsedTime),
-      encoding_format: body.encoding_format, status: 200,
+      ...log, tokens: promptTokens, cache_hits: out.cacheHits, queue_ms: round(out.queueMs),
+      inference_ms: round(out.inferenceMs), total_ms: round(reply.elapsedTime), status: 200,
     }, 'embedding_request');
     return {
       object: 'list',
-      data: out.items.map((row, index) => ({
-        object: 'embedding',
-        index,
-        // base64 is the runner's bytes as they are: no float is touched on the way out.
-        embedding: body.encoding_format === 'base64' ? row.toString('base64') : float32Row(row),
-      })),
+      data: out.items.map((embedding, index) => ({ object: 'embedding', index, embedding })),
       model: body.model,
       usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
     };

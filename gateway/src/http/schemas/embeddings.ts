@@ -17,16 +17,29 @@ export const embeddingsRequestSchema = z.object({
   dimensions: z.number().int().positive().optional(),
   /** End-user id; accepted for compatibility and ignored. */
   user: z.string().optional(),
+  /** Extension: dense (default), sparse ({indices, values} per input) or colbert (one vector per token). */
+  embedding_type: z.enum(['dense', 'sparse', 'colbert']).default('dense'),
+  /** Extension: query or document; picks the model's default prompt (default document). */
+  input_type: z.enum(['query', 'document']).optional(),
+  /** Extension: one of the model's own prompts (see GET /v1/models), overriding input_type. */
+  prompt_name: z.string().min(1).optional(),
+  /** Extension: cut (true) or refuse (false) inputs longer than the model's limit; default AUTO_TRUNCATE. */
+  truncate: z.boolean().optional(),
 });
 
 /** A validated embeddings request. */
 export type EmbeddingsRequest = z.output<typeof embeddingsRequestSchema>;
 
-/** One vector of the answer. */
+/** One input's embedding: floats or base64 (dense, colbert), or {indices, values} (sparse). */
 export const embeddingSchema = z.object({
   object: z.literal('embedding'),
   index: z.number().int(),
-  embedding: z.union([z.array(z.number()), z.string()]),
+  embedding: z.union([
+    z.array(z.number()),
+    z.string(),
+    z.array(z.array(z.number())),
+    z.object({ indices: z.array(z.number().int()), values: z.array(z.number()) }),
+  ]),
 });
 
 /** Answer of POST /v1/embeddings. */

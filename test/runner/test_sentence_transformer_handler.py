@@ -80,3 +80,14 @@ def test_safe_from_several_threads(handler):
         results = list(pool.map(lambda _: handler.embed(TEXTS, EmbedOptions()).vectors, range(8)))
     for got in results:
         assert cosines(got, expected).min() >= 0.99999
+
+
+def test_bfloat16_on_the_cpu_stays_close_to_float32(minilm_dir, handler):
+    """dtype: bfloat16 is the opt-in fast path on CPUs with native bf16 (documented trade-off)."""
+    entry = CatalogEntry(name="all-minilm-l6-v2", hf_repo_id="x/y", handler="a.B", dtype="bfloat16")
+    ctx = LoadContext(entry=entry, model_dir=minilm_dir, device=torch.device("cpu"),
+                      dtype=torch.bfloat16, max_batch_tokens=16384)
+    fast = SentenceTransformerHandler(ctx)
+    got = fast.embed(TEXTS, EmbedOptions()).vectors
+    assert got.dtype == np.float32
+    assert cosines(got, handler.embed(TEXTS, EmbedOptions()).vectors).min() >= 0.99

@@ -24,6 +24,8 @@ describe('catalog', () => {
     ['- {name: m, hf_repo_id: a/b, handler: a.B, dtype: int8}', 'models[0] (m): dtype:'],
     ['- {name: m, hf_repo_id: a/b, handler: a.B, colour: red}', 'models[0] (m): (entry): Unrecognized key: "colour"'],
     ['- {name: m, hf_repo_id: a/b, handler: a.B}\n  - {name: m, hf_repo_id: a/b, handler: a.B}', "models[1] (m): duplicate name 'm'"],
+    ['- {name: m, hf_repo_id: a/b, handler: a.B, matryoshka_dims: [64, -1]}', 'models[0] (m): matryoshka_dims.1:'],
+    ['- {name: m, hf_repo_id: a/b, handler: a.B, default_prompts: {passage: p}}', 'models[0] (m): default_prompts: Unrecognized key: "passage"'],
   ])('names the entry and field of a bad entry: %s', (entry, message) => {
     const path = catalogFile(`models:\n  ${entry}\n`);
     expect(() => loadCatalog(path)).toThrow(CatalogError);

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-MODEL = "all-minilm-l6-v2"
+from support import MODEL, ROOT
 
 # The reference libraries must read local files only, exactly like the runner.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -13,7 +13,7 @@ import numpy as np
 import openai
 import pytest
 
-from conftest import MODEL, ROOT
+from support import MODEL, ROOT
 
 TEXTS = ["hello world", "Edge servers embed text close to the user.", "🚀 unicode too", "short"]
 

@@ -11,8 +11,7 @@ import torch
 
 from runner.catalog import load_catalog
 from runner.loader import load_handler
-
-ROOT = Path(__file__).resolve().parents[2]
+from support import ROOT
 
 
 @pytest.fixture(scope="session")

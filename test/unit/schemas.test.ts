@@ -5,7 +5,7 @@ import { ApiError } from '../../gateway/src/errors.ts';
 
 describe('embeddings request schema', () => {
   it('accepts the OpenAI shapes and defaults to float', () => {
-    expect(parseOrThrow(embeddingsRequestSchema, { model: 'm', input: 'x' })).toEqual({ model: 'm', input: 'x', encoding_format: 'float' });
+    expect(parseOrThrow(embeddingsRequestSchema, { model: 'm', input: 'x' })).toEqual({ model: 'm', input: 'x', encoding_format: 'float', embedding_type: 'dense' });
     expect(parseOrThrow(embeddingsRequestSchema, { model: 'm', input: ['a', 'b'], encoding_format: 'base64', user: 'u', dimensions: 8 }))
       .toMatchObject({ input: ['a', 'b'], encoding_format: 'base64', dimensions: 8 });
   });

@@ -27,6 +27,7 @@ from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processor
 from transformers import (
     BertConfig,
     BertForSequenceClassification,
+    BertModel,
     Gemma3TextConfig,
     Gemma3TextModel,
     PreTrainedTokenizerFast,
@@ -130,14 +131,7 @@ def ms_marco(out: Path) -> None:
                         intermediate_size=128, max_position_embeddings=512, num_labels=1,
                         sbert_ce_default_activation_function="torch.nn.modules.linear.Identity")
     BertForSequenceClassification(config).save_pretrained(out)
-    tokenizer(
-        {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "[MASK]": 4},
-        "[CLS]:0 $A:0 [SEP]:0", "[CLS]:0 $A:0 [SEP]:0 $B:1 [SEP]:1",
-        {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]", "sep_token": "[SEP]",
-         "mask_token": "[MASK]"},
-        lowercase=True,
-        token_types=True,
-    ).save_pretrained(out)
+    bert_tokenizer().save_pretrained(out)
 
 
 def embedding_gemma(out: Path) -> None:
@@ -184,6 +178,47 @@ def embedding_gemma(out: Path) -> None:
     (out / "4_Normalize").mkdir(exist_ok=True)
 
 
+def bert_tokenizer() -> PreTrainedTokenizerFast:
+    return tokenizer(
+        {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "[MASK]": 4},
+        "[CLS]:0 $A:0 [SEP]:0", "[CLS]:0 $A:0 [SEP]:0 $B:1 [SEP]:1",
+        {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]", "sep_token": "[SEP]",
+         "mask_token": "[MASK]"},
+        lowercase=True,
+        token_types=True,
+    )
+
+
+def sentence_transformer(out: Path, seed: int, pooling: str, xlmr_vocab: bool) -> None:
+    """A plain sentence-transformers model: BERT encoder, one pooling mode, Normalize."""
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=VOCAB, hidden_size=HIDDEN, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=128, max_position_embeddings=512,
+                        pad_token_id=1 if xlmr_vocab else 0)
+    BertModel(config, add_pooling_layer=False).save_pretrained(out)
+    (xlmr_tokenizer() if xlmr_vocab else bert_tokenizer()).save_pretrained(out)
+    write_json(out / "modules.json", [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+    ])
+    write_json(out / "sentence_bert_config.json", {"max_seq_length": 512, "do_lower_case": False})
+    (out / "1_Pooling").mkdir(exist_ok=True)
+    write_json(out / "1_Pooling" / "config.json", {"word_embedding_dimension": HIDDEN,
+                                                   f"pooling_mode_{pooling}": True})
+    (out / "2_Normalize").mkdir(exist_ok=True)
+
+
+def bge_small(out: Path) -> None:
+    """BERT with CLS pooling, like BAAI/bge-small-en-v1.5."""
+    sentence_transformer(out, seed=4, pooling="cls_token", xlmr_vocab=False)
+
+
+def multilingual_e5(out: Path) -> None:
+    """BERT with an XLM-R vocabulary and mean pooling, like intfloat/multilingual-e5-small."""
+    sentence_transformer(out, seed=5, pooling="mean_tokens", xlmr_vocab=True)
+
+
 def write_json(path: Path, value) -> None:
     path.write_text(json.dumps(value, indent=2), encoding="utf-8")
 
@@ -193,6 +228,8 @@ BUILDERS = {
     "embedding-gemma-300m": embedding_gemma,
     "bge-reranker-v2-m3": bge_reranker,
     "ms-marco-minilm-l6-v2": ms_marco,
+    "bge-small-en-v1.5": bge_small,
+    "multilingual-e5-small": multilingual_e5,
 }
 
 

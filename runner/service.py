@@ -29,8 +29,10 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
 
     def Embed(self, request, context):
         opts = EmbedOptions(prompt_name=request.prompt_name or None, dimensions=request.dimensions or None,
-                            truncate=not request.refuse_long)
-        texts = list(request.texts)
+                            truncate=not request.refuse_long,
+                            truncate_side="left" if request.truncate_left else "right",
+                            normalize=not request.no_normalize)
+        texts = [list(t.ids) for t in request.token_ids] if request.token_ids else list(request.texts)
         kind = request.kind
         if kind == runner_pb2.SPARSE:
             out, elapsed = self._call(context, len(texts), lambda: self._handler.sparse(texts, opts))
@@ -58,7 +60,7 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
                                          compute_seconds=elapsed)
 
     def _call(self, context, inputs: int, work: Callable):
-        """Runs work, logs the batch, and turns errors into gRPC statuses (without internals)."""
+        """Runs work, logs computed batches, and turns errors into gRPC statuses (no internals)."""
         # A batch may hold several requests; the gateway sends their ids comma-separated.
         request_id = dict(context.invocation_metadata()).get("x-request-id", "")
         started = time.perf_counter()
@@ -70,9 +72,24 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
             self._logger.error("batch_failed", exc_info=True, request_id=request_id)
             context.abort(grpc.StatusCode.INTERNAL, "the model failed on this batch")
         elapsed = time.perf_counter() - started
-        self._logger.info("batch_done", request_id=request_id, inputs=inputs, tokens=sum(out.token_counts),
-                          compute_ms=round(elapsed * 1000, 3))
+        if hasattr(out, "token_counts"):
+            self._logger.info("batch_done", request_id=request_id, inputs=inputs,
+                              tokens=sum(out.token_counts), compute_ms=round(elapsed * 1000, 3))
         return out, elapsed
+
+    def Tokenize(self, request, context):
+        texts = list(request.texts)
+        out, _ = self._call(context, len(texts), lambda: self._handler.tokenize(texts, request.add_special_tokens))
+        return runner_pb2.TokenizeResponse(texts=[
+            runner_pb2.TokenizedText(tokens=[runner_pb2.Token(id=t.id, text=t.text, special=t.special,
+                                                              start=t.start, stop=t.stop) for t in tokens])
+            for tokens in out])
+
+    def Detokenize(self, request, context):
+        sequences = [list(s.ids) for s in request.sequences]
+        out, _ = self._call(context, len(sequences),
+                            lambda: self._handler.detokenize(sequences, request.skip_special_tokens))
+        return runner_pb2.DetokenizeResponse(texts=out)
 
     def Info(self, request, context):
         h = self._handler
@@ -86,4 +103,6 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
             prompt_names=list(h.prompt_names),
             matryoshka_dims=list(h.matryoshka_dims),
             score_activation=h.score_activation if "rerank" in h.capabilities else "",
+            vocab_size=h.vocab_size,
         )
+

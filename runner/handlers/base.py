@@ -26,6 +26,10 @@ class LoadContext:
     max_batch_tokens: int
 
 
+#: A batch of inputs: texts, or token ids of the model's own vocabulary.
+Inputs = list[str] | list[list[int]]
+
+
 @dataclass(frozen=True)
 class EmbedOptions:
     """Per-request choices that change what a handler computes."""
@@ -36,6 +40,21 @@ class EmbedOptions:
     dimensions: int | None = None
     # False refuses inputs longer than the model's limit instead of cutting them.
     truncate: bool = True
+    # "left" drops tokens from the start when cutting, "right" from the end.
+    truncate_side: str = "right"
+    # False returns dense vectors before the model's final L2 normalisation.
+    normalize: bool = True
+
+
+@dataclass(frozen=True)
+class Token:
+    """One token of a tokenised text, with its span (character offsets) in the text."""
+
+    id: int
+    text: str
+    special: bool
+    start: int
+    stop: int
 
 
 @dataclass(frozen=True)
@@ -113,15 +132,28 @@ class Handler(ABC):
         """What turns a raw score into the model's calibrated one: sigmoid or identity."""
         return "identity"
 
-    def embed(self, texts: list[str], opts: EmbedOptions) -> EmbedOutput:
+    @property
+    @abstractmethod
+    def vocab_size(self) -> int:
+        """Number of ids in the model's vocabulary; token-id inputs must be below it."""
+
+    @abstractmethod
+    def tokenize(self, texts: list[str], add_special_tokens: bool) -> list[list[Token]]:
+        """The model's tokenisation of each text, with spans."""
+
+    @abstractmethod
+    def detokenize(self, sequences: list[list[int]], skip_special_tokens: bool) -> list[str]:
+        """Text for each sequence of token ids."""
+
+    def embed(self, inputs: Inputs, opts: EmbedOptions) -> EmbedOutput:
         """Dense vectors; called off the event loop, in a worker thread."""
         raise InvalidInput("this model does not produce dense embeddings")
 
-    def sparse(self, texts: list[str], opts: EmbedOptions) -> SparseOutput:
+    def sparse(self, inputs: Inputs, opts: EmbedOptions) -> SparseOutput:
         """Sparse lexical weights."""
         raise InvalidInput("this model does not produce sparse embeddings")
 
-    def multi_vector(self, texts: list[str], opts: EmbedOptions) -> MultiVectorOutput:
+    def multi_vector(self, inputs: Inputs, opts: EmbedOptions) -> MultiVectorOutput:
         """Per-token vectors."""
         raise InvalidInput("this model does not produce multi-vector embeddings")
 

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from transformers import AutoModel, AutoTokenizer
 
 from ..errors import ConfigError
-from .base import EmbedOptions, EmbedOutput, LoadContext, MultiVectorOutput, SparseOutput
+from .base import EmbedOptions, EmbedOutput, Inputs, LoadContext, MultiVectorOutput, SparseOutput
 from .encoder import EncoderHandler, matryoshka, to_numpy_rows
 
 DEFAULT_MAX_TOKENS = 8192
@@ -60,19 +60,19 @@ class BgeM3Handler(EncoderHandler):
     def matryoshka_dims(self) -> tuple[int, ...]:
         return tuple(self._ctx.entry.matryoshka_dims)
 
-    def embed(self, texts: list[str], opts: EmbedOptions) -> EmbedOutput:
-        batch = self.tokenize(texts, opts.truncate)
+    def embed(self, inputs: Inputs, opts: EmbedOptions) -> EmbedOutput:
+        batch = self.prepare(inputs, opts)
 
         def forward(features):
-            hidden = self._model(**features).last_hidden_state
-            return to_numpy_rows(F.normalize(hidden[:, 0], dim=-1))
+            cls = self._model(**features).last_hidden_state[:, 0]
+            return to_numpy_rows(F.normalize(cls, dim=-1) if opts.normalize else cls)
 
         vectors = matryoshka(np.stack(self._run(batch, forward)), opts.dimensions, self._dimensions,
-                             self.matryoshka_dims)
+                             self.matryoshka_dims, opts.normalize)
         return EmbedOutput(vectors, batch.lengths)
 
-    def sparse(self, texts: list[str], opts: EmbedOptions) -> SparseOutput:
-        batch = self.tokenize(texts, opts.truncate)
+    def sparse(self, inputs: Inputs, opts: EmbedOptions) -> SparseOutput:
+        batch = self.prepare(inputs, opts)
 
         def forward(features):
             hidden = self._model(**features).last_hidden_state
@@ -91,8 +91,8 @@ class BgeM3Handler(EncoderHandler):
         keys = sorted(best)
         return np.array(keys, dtype=np.uint32), np.array([best[k] for k in keys], dtype=np.float32)
 
-    def multi_vector(self, texts: list[str], opts: EmbedOptions) -> MultiVectorOutput:
-        batch = self.tokenize(texts, opts.truncate)
+    def multi_vector(self, inputs: Inputs, opts: EmbedOptions) -> MultiVectorOutput:
+        batch = self.prepare(inputs, opts)
 
         def forward(features):
             hidden = self._model(**features).last_hidden_state

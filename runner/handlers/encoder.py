@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..errors import InvalidInput
-from .base import Handler, LoadContext
+from .base import EmbedOptions, Handler, Inputs, LoadContext, Token
 from .length_buckets import length_buckets
 
 
@@ -58,6 +58,10 @@ class EncoderHandler(Handler):
     def dtype(self) -> torch.dtype:
         return self._ctx.dtype
 
+    @property
+    def vocab_size(self) -> int:
+        return len(self._tokenizer)
+
     def tokenizer(self):
         """This thread's tokenizer."""
         tok = getattr(self._local, "tokenizer", None)
@@ -65,11 +69,62 @@ class EncoderHandler(Handler):
             tok = self._local.tokenizer = copy.deepcopy(self._tokenizer)
         return tok
 
-    def tokenize(self, texts: list[str], truncate: bool, add_special_tokens: bool = True) -> Tokenized:
+    def tokenize(self, texts: list[str], add_special_tokens: bool) -> list[list[Token]]:
+        tok = self.tokenizer()
+        enc = tok(texts, add_special_tokens=add_special_tokens, return_offsets_mapping=True,
+                  return_special_tokens_mask=True)
+        result = []
+        for text, ids, spans, specials in zip(texts, enc["input_ids"], enc["offset_mapping"],
+                                              enc["special_tokens_mask"]):
+            pieces = tok.convert_ids_to_tokens(ids)
+            result.append([
+                Token(i, piece if special else text[a:b], bool(special), 0 if special else a, 0 if special else b)
+                for i, piece, (a, b), special in zip(ids, pieces, spans, specials)
+            ])
+        return result
+
+    def detokenize(self, sequences: list[list[int]], skip_special_tokens: bool) -> list[str]:
+        self._check_ids(sequences)
+        return self.tokenizer().batch_decode(sequences, skip_special_tokens=skip_special_tokens)
+
+    def _check_ids(self, sequences: list[list[int]]) -> None:
+        size = self.vocab_size
+        for i, seq in enumerate(sequences):
+            bad = next((t for t in seq if t >= size), None)
+            if bad is not None:
+                raise InvalidInput(f"input {i} has token id {bad}, outside this model's vocabulary of {size}")
+
+    def prepare(self, inputs: Inputs, opts: EmbedOptions, prefix: str = "") -> Tokenized:
+        """Token ids for a batch of texts (with an optional prompt prefix) or of ready-made ids."""
+        if not inputs:
+            raise InvalidInput("inputs must not be empty")
+        if isinstance(inputs[0], list):
+            return self._from_ids(inputs, opts)
+        return self.encode_texts([prefix + t for t in inputs], opts.truncate, opts.truncate_side)
+
+    def _from_ids(self, sequences: list[list[int]], opts: EmbedOptions) -> Tokenized:
+        """Ids of the model's own vocabulary, used as given apart from truncation."""
+        self._check_ids(sequences)
+        cut = []
+        for i, seq in enumerate(sequences):
+            if not seq:
+                raise InvalidInput(f"input {i} has no tokens")
+            if len(seq) > self._max_tokens:
+                if not opts.truncate:
+                    raise InvalidInput(f"input {i} has {len(seq)} tokens, more than this model's "
+                                       f"{self._max_tokens}; shorten it or allow truncation")
+                seq = seq[-self._max_tokens:] if opts.truncate_side == "left" else seq[: self._max_tokens]
+            cut.append(list(seq))
+        uses_types = "token_type_ids" in self._tokenizer.model_input_names
+        return Tokenized(cut, [[0] * len(s) for s in cut] if uses_types else None)
+
+    def encode_texts(self, texts: list[str], truncate: bool, side: str = "right",
+                     add_special_tokens: bool = True) -> Tokenized:
         """Token ids cut at max_tokens, or an InvalidInput naming the first input that is too long."""
         if not texts:
             raise InvalidInput("texts must not be empty")
         tok = self.tokenizer()
+        tok.truncation_side = side  # this thread's own copy
         enc = tok(texts, truncation=True, max_length=self._max_tokens, padding=False,
                   add_special_tokens=add_special_tokens, return_attention_mask=False)
         result = Tokenized(enc["input_ids"], enc.get("token_type_ids"))
@@ -125,12 +180,15 @@ def to_numpy_rows(vectors: torch.Tensor) -> list[np.ndarray]:
     return list(vectors.float().cpu().numpy())
 
 
-def matryoshka(vectors: np.ndarray, dimensions: int | None, full: int, allowed: tuple[int, ...]) -> np.ndarray:
-    """Cuts normalised vectors to a Matryoshka size and normalises them again."""
+def matryoshka(vectors: np.ndarray, dimensions: int | None, full: int, allowed: tuple[int, ...],
+               normalize: bool = True) -> np.ndarray:
+    """Cuts vectors to a Matryoshka size and (unless asked not to) normalises them again."""
     if dimensions is None or dimensions == full:
         return vectors
     if dimensions not in allowed:
         sizes = ", ".join(str(d) for d in sorted(set(allowed) | {full}, reverse=True))
         raise InvalidInput(f"dimensions={dimensions} is not supported by this model; supported: {sizes}")
     cut = vectors[:, :dimensions]
+    if not normalize:
+        return cut
     return cut / np.maximum(np.linalg.norm(cut, axis=1, keepdims=True), 1e-12)

@@ -17,7 +17,7 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 from ..errors import ConfigError, InvalidInput
-from .base import EmbedOptions, EmbedOutput, LoadContext
+from .base import EmbedOptions, EmbedOutput, Inputs, LoadContext
 from .encoder import EncoderHandler, matryoshka, to_numpy_rows
 from .st_modules import Dense, Pooling, normalize
 
@@ -82,12 +82,15 @@ class SentenceTransformerHandler(EncoderHandler):
     def matryoshka_dims(self) -> tuple[int, ...]:
         return tuple(self._ctx.entry.matryoshka_dims)
 
-    def embed(self, texts: list[str], opts: EmbedOptions) -> EmbedOutput:
-        prompt = self._prompt_text(opts.prompt_name)
-        prepared = [prompt + (t.lower() if self._lowercase else t) for t in texts]
-        batch = self.tokenize(prepared, opts.truncate)
-        vectors = np.stack(self._run(batch, self._forward))
-        vectors = matryoshka(vectors, opts.dimensions, self._dimensions, self.matryoshka_dims)
+    def embed(self, inputs: Inputs, opts: EmbedOptions) -> EmbedOutput:
+        if inputs and isinstance(inputs[0], str):
+            inputs = [t.lower() for t in inputs] if self._lowercase else inputs
+            batch = self.prepare(inputs, opts, self._prompt_text(opts.prompt_name))
+        else:
+            batch = self.prepare(inputs, opts)  # ids: no prompt, by definition
+        normalize = self._normalize and opts.normalize
+        vectors = np.stack(self._run(batch, lambda features: self._forward(features, normalize)))
+        vectors = matryoshka(vectors, opts.dimensions, self._dimensions, self.matryoshka_dims, normalize)
         return EmbedOutput(vectors, batch.lengths)
 
     def _prompt_text(self, name: str | None) -> str:
@@ -100,12 +103,12 @@ class SentenceTransformerHandler(EncoderHandler):
             raise InvalidInput(f"unknown prompt_name '{name}'; this model's prompts: {known}")
         return self._prompts[name]
 
-    def _forward(self, features: dict[str, torch.Tensor]) -> list[np.ndarray]:
+    def _forward(self, features: dict[str, torch.Tensor], normalized: bool) -> list[np.ndarray]:
         hidden = self._model(**features).last_hidden_state
         vectors = self._pooling.pool(hidden, features["attention_mask"])
         for layer in self._dense:
             vectors = layer(vectors)
-        return to_numpy_rows(normalize(vectors) if self._normalize else vectors)
+        return to_numpy_rows(normalize(vectors) if normalized else vectors)
 
 
 def _read_json(path: Path, required: bool = False):

@@ -24,6 +24,13 @@ class FakeHandler(Handler):
     dimensions = 3
     max_tokens = 8
     dtype = torch.float32
+    vocab_size = 10
+
+    def tokenize(self, texts, add_special_tokens):
+        return [[]]
+
+    def detokenize(self, sequences, skip_special_tokens):
+        return [""]
 
     def __init__(self) -> None:
         self.threads: set[int] = set()

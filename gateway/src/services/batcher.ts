@@ -74,9 +74,9 @@ interface Slice {
  * Requests queue as jobs. Whenever a ready runner has a free slot (MAX_CONCURRENT per runner),
  * the front of the queue is cut into one runner call of up to maxBatchInputs inputs, across
  * the boundaries of jobs with the same call spec, so concurrent requests share forward passes
- * and large requests split. An idle
- * server dispatches at once; only while other calls are in flight does a free slot wait up to
- * windowMs for the batch to fill, which trades a little latency for throughput under load.
+ * and large requests split. An idle server dispatches at once; only while other calls are in
+ * flight does a free slot wait up to windowMs for the batch to fill, which trades a little
+ * latency for throughput under load.
  * A job that cannot be dispatched right away, with maxQueue jobs already waiting, is refused.
  */
 export class Batcher {

@@ -55,7 +55,8 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
     def Rerank(self, request, context):
         docs = list(request.documents)
         out, elapsed = self._call(context, len(docs), lambda: self._handler.score(
-            request.query, docs, truncate=not request.refuse_long, raw=request.raw_scores))
+            request.query, docs, truncate=not request.refuse_long, raw=request.raw_scores,
+            max_doc_tokens=request.max_doc_tokens or None))
         return runner_pb2.RerankResponse(scores=out.scores.tolist(), token_counts=out.token_counts,
                                          compute_seconds=elapsed)
 

@@ -157,6 +157,7 @@ class Handler(ABC):
         """Per-token vectors."""
         raise InvalidInput("this model does not produce multi-vector embeddings")
 
-    def score(self, query: str, documents: list[str], truncate: bool, raw: bool) -> ScoreOutput:
+    def score(self, query: str, documents: list[str], truncate: bool, raw: bool,
+              max_doc_tokens: int | None = None) -> ScoreOutput:
         """Relevance of each document to the query; raw skips the model's activation."""
         raise InvalidInput("this model does not rerank")

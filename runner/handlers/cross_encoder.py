@@ -46,7 +46,8 @@ class CrossEncoderHandler(EncoderHandler):
     def score_activation(self) -> str:
         return self._activation
 
-    def score(self, query: str, documents: list[str], truncate: bool, raw: bool) -> ScoreOutput:
+    def score(self, query: str, documents: list[str], truncate: bool, raw: bool,
+              max_doc_tokens: int | None = None) -> ScoreOutput:
         if not documents:
             raise InvalidInput("documents must not be empty")
         tok = self.tokenizer()
@@ -58,6 +59,8 @@ class CrossEncoderHandler(EncoderHandler):
                 raise InvalidInput(f"the query has {len(q)} tokens; this model takes {self.max_tokens} per pair")
             q = q[: room // 2]  # keep half of the pair for the documents
         budget = room - len(q)
+        if max_doc_tokens:
+            budget = min(budget, max_doc_tokens)
         ids, types = [], []
         for i, d in enumerate(docs):
             if len(d) > budget and not truncate:

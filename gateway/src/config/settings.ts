@@ -51,6 +51,8 @@ export const settingsSchema = z.object({
   MAX_BATCH_TOKENS: int(1).default(16_384),
   /** Cut inputs longer than the model's token limit (true) or refuse them with 400 (false); requests may override. */
   AUTO_TRUNCATE: bool.default(true),
+  /** How token-id inputs (int arrays) are read: OpenAI's cl100k_base or o200k_base ids (decoded to text), or the model's own vocabulary. */
+  TOKEN_ID_INPUTS: z.enum(['cl100k_base', 'o200k_base', 'model']).default('cl100k_base'),
   /** Largest request body in bytes; larger bodies get 413. */
   MAX_REQUEST_BYTES: int(1024).default(16 * 1024 * 1024),
   /** Serve Prometheus metrics at /metrics. */

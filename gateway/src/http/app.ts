@@ -10,7 +10,9 @@ import embeddingsRoute from './routes/embeddings.ts';
 import healthRoute from './routes/health.ts';
 import metricsRoute from './routes/metrics.ts';
 import modelsRoute from './routes/models.ts';
-import rerankRoute from './routes/rerank.ts';
+import llamaRoutes from './routes/llama.ts';
+import rerankRoutes from './routes/rerank.ts';
+import teiRoutes from './routes/tei.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -18,6 +20,8 @@ declare module 'fastify' {
     registry: ModelRegistry;
     /** The metrics registry and instruments. */
     metrics: Metrics;
+    /** The gateway's settings. */
+    settings: Settings;
   }
   interface FastifyRequest {
     /** The model a request named, for metric labels; set by the route once parsed. */
@@ -32,7 +36,7 @@ const REQUEST_ID = /^[\w.:@-]{1,128}$/;
 
 /** What the HTTP layer needs from the rest of the gateway. */
 export interface AppDeps {
-  settings: Pick<Settings, 'MAX_REQUEST_BYTES' | 'ENABLE_METRICS'>;
+  settings: Settings;
   registry: ModelRegistry;
   metrics: Metrics;
   logger: Logger;
@@ -53,6 +57,7 @@ export function buildApp({ settings, registry, metrics, logger }: AppDeps): Fast
   });
   app.decorate('registry', registry);
   app.decorate('metrics', metrics);
+  app.decorate('settings', settings);
   app.decorateRequest('modelName', '');
   app.decorateRequest('abortSignal', null as unknown as AbortSignal);
 
@@ -91,7 +96,9 @@ export function buildApp({ settings, registry, metrics, logger }: AppDeps): Fast
   });
 
   app.register(embeddingsRoute);
-  app.register(rerankRoute);
+  app.register(rerankRoutes);
+  app.register(llamaRoutes);
+  app.register(teiRoutes);
   app.register(modelsRoute);
   app.register(healthRoute);
   if (settings.ENABLE_METRICS) app.register(metricsRoute);

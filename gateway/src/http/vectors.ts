@@ -17,3 +17,15 @@ export function float32Rows(data: Buffer, dimensions: number): number[][] {
   for (let i = 0; i < flat.length; i += dimensions) rows.push(flat.slice(i, i + dimensions));
   return rows;
 }
+
+/** llama.cpp's embd_normalize: -1 none, 0 max-abs scaled to int16, 1 taxicab, 2 Euclidean, p > 2 p-norm. */
+export function llamaNormalize(vector: number[], mode: number): number[] {
+  if (mode < 0) return vector;
+  let scale: number;
+  if (mode === 0) scale = Math.max(...vector.map(Math.abs)) / 32760;
+  else if (mode === 1) scale = vector.reduce((s, x) => s + Math.abs(x), 0);
+  else if (mode === 2) scale = Math.sqrt(vector.reduce((s, x) => s + x * x, 0));
+  else scale = vector.reduce((s, x) => s + Math.abs(x) ** mode, 0) ** (1 / mode);
+  const inv = scale > 0 ? 1 / scale : 0;
+  return vector.map((x) => x * inv);
+}

@@ -5,6 +5,7 @@ import type { InfoResponse__Output } from '../generated/edgeembed/runner/v1/Info
 import type { RerankRequest } from '../generated/edgeembed/runner/v1/RerankRequest.ts';
 import type { RerankResponse__Output } from '../generated/edgeembed/runner/v1/RerankResponse.ts';
 import type { RunnerClient as GeneratedRunnerClient } from '../generated/edgeembed/runner/v1/Runner.ts';
+import type { TokenizeResponse__Output } from '../generated/edgeembed/runner/v1/TokenizeResponse.ts';
 import type { HealthClient } from '../generated/grpc/health/v1/Health.ts';
 import { fromGrpcError } from './grpc-errors.ts';
 import { HealthClientCtor, RunnerClientCtor } from './proto.ts';
@@ -15,8 +16,10 @@ export type RunnerInfo = InfoResponse__Output;
 export type EmbedReply = EmbedResponse__Output;
 /** One Rerank answer: a score and a token count per document. */
 export type RerankReply = RerankResponse__Output;
+/** One tokenised text per input, with ids, texts and spans. */
+export type TokenizeReply = TokenizeResponse__Output;
 /** Embed's options, as the proto names them. */
-export type EmbedCallOptions = Omit<EmbedRequest, 'texts'>;
+export type EmbedCallOptions = Omit<EmbedRequest, 'texts' | 'token_ids'>;
 /** Rerank's options, as the proto names them. */
 export type RerankCallOptions = Omit<RerankRequest, 'query' | 'documents'>;
 
@@ -42,10 +45,14 @@ export class RunnerClient {
     this.#health = new HealthClientCtor(address, grpc.credentials.createInsecure(), options);
   }
 
-  /** Embeds texts; the request ids travel as metadata so runner logs can name them. */
-  embed(texts: string[], options: EmbedCallOptions, requestIds: string[]): Promise<EmbedReply> {
+  /**
+   * Embeds texts, or sequences of the model's own token ids; the request ids travel as
+   * metadata so runner logs can name them.
+   */
+  embed(inputs: string[] | number[][], options: EmbedCallOptions, requestIds: string[]): Promise<EmbedReply> {
+    const payload = typeof inputs[0] === 'string' ? { texts: inputs as string[] } : { token_ids: (inputs as number[][]).map((ids) => ({ ids })) };
     return new Promise((resolve, reject) => {
-      this.#runner.Embed({ texts, ...options }, metadataFor(requestIds), (err, reply) =>
+      this.#runner.Embed({ ...payload, ...options }, metadataFor(requestIds), (err, reply) =>
         err ? reject(fromGrpcError(err, this.#model)) : resolve(reply!));
     });
   }
@@ -55,6 +62,22 @@ export class RunnerClient {
     return new Promise((resolve, reject) => {
       this.#runner.Rerank({ query, documents, ...options }, metadataFor(requestIds), (err, reply) =>
         err ? reject(fromGrpcError(err, this.#model)) : resolve(reply!));
+    });
+  }
+
+  /** The model's own tokenisation of each text. */
+  tokenize(texts: string[], addSpecialTokens: boolean): Promise<TokenizeReply> {
+    return new Promise((resolve, reject) => {
+      this.#runner.Tokenize({ texts, add_special_tokens: addSpecialTokens }, (err, reply) =>
+        err ? reject(fromGrpcError(err, this.#model)) : resolve(reply!));
+    });
+  }
+
+  /** Text for each sequence of token ids. */
+  detokenize(sequences: number[][], skipSpecialTokens: boolean): Promise<string[]> {
+    return new Promise((resolve, reject) => {
+      this.#runner.Detokenize({ sequences: sequences.map((ids) => ({ ids })), skip_special_tokens: skipSpecialTokens },
+        (err, reply) => (err ? reject(fromGrpcError(err, this.#model)) : resolve(reply!.texts)));
     });
   }
 

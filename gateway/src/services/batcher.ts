@@ -14,9 +14,9 @@ export interface CallResult<T> {
  * A kind of runner call (dense embeddings with given options, a rerank against one query...).
  * Queued inputs whose specs have the same key may share one call.
  */
-export interface CallSpec<T> {
+export interface CallSpec<T, I = string> {
   key: string;
-  run(client: RunnerClient, inputs: string[], requestIds: string[]): Promise<CallResult<T>>;
+  run(client: RunnerClient, inputs: I[], requestIds: string[]): Promise<CallResult<T>>;
 }
 
 /** What the batcher needs of a runner; SupervisedRunner is the real one. */
@@ -43,8 +43,8 @@ export interface BatchResult<T> {
 }
 
 interface Job {
-  texts: string[];
-  spec: CallSpec<unknown>;
+  texts: unknown[];
+  spec: CallSpec<unknown, unknown>;
   requestId: string;
   signal: AbortSignal | undefined;
   admittedAt: number;
@@ -113,7 +113,7 @@ export class Batcher {
   }
 
   /** Queues inputs for computing; rejects with an ApiError when refused or failed. */
-  submit<T>(texts: string[], spec: CallSpec<T>, requestId: string, signal?: AbortSignal): Promise<BatchResult<T>> {
+  submit<T, I>(texts: I[], spec: CallSpec<T, I>, requestId: string, signal?: AbortSignal): Promise<BatchResult<T>> {
     if (!this.#runners.some((r) => r.state === 'ready')) {
       return Promise.reject(this.#unavailable());
     }
@@ -126,7 +126,7 @@ export class Batcher {
     }
     return new Promise<BatchResult<T>>((resolve, reject) => {
       const job: Job = {
-        texts, spec: spec as CallSpec<unknown>, requestId, signal, admittedAt: performance.now(), startedAt: undefined,
+        texts, spec: spec as CallSpec<unknown, unknown>, requestId, signal, admittedAt: performance.now(), startedAt: undefined,
         next: 0, done: 0, items: new Array(texts.length), tokens: new Array(texts.length),
         inferenceMs: 0, settled: false, timer: undefined, resolve: resolve as (r: BatchResult<unknown>) => void, reject,
       };

@@ -14,6 +14,12 @@ export interface MultiVectorItem {
   dimensions: number;
 }
 
+/** What embedding calls take: texts, or token ids of the model's own vocabulary. */
+export type EmbedInput = string | number[];
+
+/** Whether a call carries texts or token ids; calls never mix the two. */
+export type InputKind = 'texts' | 'ids';
+
 // Every field takes part in the key: calls are shared only by identical options.
 const keyOf = (kind: string, options: object) => `${kind}\u0000${JSON.stringify(options)}`;
 
@@ -22,11 +28,11 @@ function unpack(reply: EmbedReply): CallResult<never> {
 }
 
 /** Dense vectors: one little-endian float32 row per input. */
-export function denseSpec(options: Omit<EmbedCallOptions, 'kind'>): CallSpec<Buffer> {
+export function denseSpec(options: Omit<EmbedCallOptions, 'kind'>, inputKind: InputKind): CallSpec<Buffer, EmbedInput> {
   return {
-    key: keyOf('dense', options),
+    key: keyOf(`dense:${inputKind}`, options),
     async run(client, inputs, ids) {
-      const reply = await client.embed(inputs, { ...options, kind: 'DENSE' }, ids);
+      const reply = await client.embed(inputs as string[] | number[][], { ...options, kind: 'DENSE' }, ids);
       const width = reply.dimensions * 4;
       const items = inputs.map((_, i) => reply.vectors.subarray(i * width, (i + 1) * width));
       return { ...unpack(reply), items };
@@ -35,22 +41,22 @@ export function denseSpec(options: Omit<EmbedCallOptions, 'kind'>): CallSpec<Buf
 }
 
 /** Sparse lexical weights. */
-export function sparseSpec(options: Omit<EmbedCallOptions, 'kind' | 'dimensions'>): CallSpec<SparseItem> {
+export function sparseSpec(options: Omit<EmbedCallOptions, 'kind' | 'dimensions'>, inputKind: InputKind): CallSpec<SparseItem, EmbedInput> {
   return {
-    key: keyOf('sparse', options),
+    key: keyOf(`sparse:${inputKind}`, options),
     async run(client, inputs, ids) {
-      const reply = await client.embed(inputs, { ...options, kind: 'SPARSE' }, ids);
+      const reply = await client.embed(inputs as string[] | number[][], { ...options, kind: 'SPARSE' }, ids);
       return { ...unpack(reply), items: reply.sparse.map((s) => ({ indices: s.indices, values: s.values })) };
     },
   };
 }
 
 /** Per-token vectors (ColBERT). */
-export function multiVectorSpec(options: Omit<EmbedCallOptions, 'kind' | 'dimensions'>): CallSpec<MultiVectorItem> {
+export function multiVectorSpec(options: Omit<EmbedCallOptions, 'kind' | 'dimensions'>, inputKind: InputKind): CallSpec<MultiVectorItem, EmbedInput> {
   return {
-    key: keyOf('multi', options),
+    key: keyOf(`multi:${inputKind}`, options),
     async run(client, inputs, ids) {
-      const reply = await client.embed(inputs, { ...options, kind: 'MULTI_VECTOR' }, ids);
+      const reply = await client.embed(inputs as string[] | number[][], { ...options, kind: 'MULTI_VECTOR' }, ids);
       const rowBytes = reply.dimensions * 4;
       let offset = 0;
       const items = reply.vector_counts.map((count) => {
@@ -70,6 +76,38 @@ export function rerankSpec(query: string, options: RerankCallOptions): CallSpec<
     async run(client, inputs, ids) {
       const reply = await client.rerank(query, inputs, options, ids);
       return { items: reply.scores, tokens: reply.token_counts, computeSeconds: reply.compute_seconds };
+    },
+  };
+}
+
+/** One token of the model's tokenisation, with its span in the text. */
+export interface TokenItem {
+  id: number;
+  text: string;
+  special: boolean;
+  start: number;
+  stop: number;
+}
+
+/** The model's tokenisation of each text. */
+export function tokenizeSpec(addSpecialTokens: boolean): CallSpec<TokenItem[]> {
+  return {
+    key: keyOf('tokenize', { addSpecialTokens }),
+    async run(client, inputs) {
+      const reply = await client.tokenize(inputs, addSpecialTokens);
+      const items = reply.texts.map((t) => t.tokens);
+      return { items, tokens: items.map((t) => t.length), computeSeconds: 0 };
+    },
+  };
+}
+
+/** Text for each sequence of the model's token ids. */
+export function detokenizeSpec(skipSpecialTokens: boolean): CallSpec<string, number[]> {
+  return {
+    key: keyOf('detokenize', { skipSpecialTokens }),
+    async run(client, inputs) {
+      const items = await client.detokenize(inputs, skipSpecialTokens);
+      return { items, tokens: inputs.map((ids) => ids.length), computeSeconds: 0 };
     },
   };
 }

@@ -28,6 +28,7 @@ export class ModelRegistry {
         maxBatchSize: settings.MAX_BATCH_SIZE,
         maxTextChars: settings.MAX_TEXT_CHARS,
         autoTruncate: settings.AUTO_TRUNCATE,
+        tokenIdVocabulary: settings.TOKEN_ID_INPUTS,
       }, settings.EMBEDDING_CACHE_SIZE, {
         enableBatching: settings.ENABLE_BATCHING,
         windowMs: settings.BATCH_WINDOW_MS,
@@ -51,6 +52,22 @@ export class ModelRegistry {
       throw new ApiError('not_found', `Model '${name}' is not served here. Served models: ${[...this.#models.keys()].join(', ')}.`, { param: 'model', code: 'model_not_found' });
     }
     return model;
+  }
+
+  /**
+   * For routes where `model` is optional (llama.cpp's and TEI's serve one model): the named
+   * model, or else the first served model that can do `capability`.
+   */
+  resolve(name: string | undefined, capability: string): ModelService {
+    if (name !== undefined) return this.get(name);
+    const known = this.models.filter((m) => m.info);
+    const able = known.find((m) => m.info!.capabilities.includes(capability));
+    if (able) return able;
+    if (known.length === this.models.length) {
+      throw new ApiError('validation', `No served model can do ${capability}. Served models: ${[...this.#models.keys()].join(', ')}.`, { param: 'model' });
+    }
+    // Some runner has not reported yet; the first model answers (with a 503 if it is not ready).
+    return this.models[0]!;
   }
 
   /** True when every runner of every model is ready. */

@@ -4,8 +4,12 @@ import type { Metrics } from '../metrics/metrics.ts';
 import type { RunnerInfo } from '../runners/runner-client.ts';
 import type { SupervisedRunner } from '../runners/supervisor.ts';
 import { Batcher, type BatcherOptions, type CallSpec } from './batcher.ts';
-import { denseSpec, multiVectorSpec, rerankSpec, sparseSpec, type MultiVectorItem, type SparseItem } from './call-specs.ts';
+import {
+  denseSpec, detokenizeSpec, multiVectorSpec, rerankSpec, sparseSpec, tokenizeSpec,
+  type EmbedInput, type InputKind, type MultiVectorItem, type SparseItem, type TokenItem,
+} from './call-specs.ts';
 import { EmbeddingCache } from './embedding-cache.ts';
+import { decodeOpenAiTokens, type TokenIdVocabulary } from './tiktoken.ts';
 
 /** Request-size guards and defaults, from the settings. */
 export interface ServiceLimits {
@@ -13,7 +17,12 @@ export interface ServiceLimits {
   maxTextChars: number;
   /** Cut over-long inputs (true) or refuse them (false) when a request does not say. */
   autoTruncate: boolean;
+  /** How token-id inputs are read when a request does not say. */
+  tokenIdVocabulary: TokenIdVocabulary;
 }
+
+/** Inputs as clients send them: texts, or sequences of token ids. */
+export type Inputs = string[] | number[][];
 
 /** Per-request context that travels with the inputs. */
 export interface CallContext {
@@ -32,6 +41,12 @@ export interface EmbedChoices {
   dimensions?: number;
   /** Overrides AUTO_TRUNCATE for this request. */
   truncate?: boolean;
+  /** Cut over-long inputs at the start instead of the end. */
+  truncateLeft?: boolean;
+  /** false returns dense vectors before the model's final normalisation. */
+  normalize?: boolean;
+  /** How to read token-id inputs; overrides TOKEN_ID_INPUTS. */
+  tokenIds?: TokenIdVocabulary;
 }
 
 /** Results for one request, aligned with its inputs. */
@@ -80,44 +95,84 @@ export class ModelService {
   }
 
   /** Dense vectors as little-endian float32 rows. */
-  embedDense(texts: string[], choices: EmbedChoices, ctx: CallContext): Promise<Outcome<Buffer>> {
-    this.#checkLimits(texts, 'input');
-    const info = this.#require('dense');
+  embedDense(inputs: Inputs, choices: EmbedChoices, ctx: CallContext): Promise<Outcome<Buffer>> {
+    const info = this.#require('dense', inputs);
+    const [prepared, kind] = this.#inputs(inputs, choices, info);
     const dimensions = this.#dimensions(info, choices.dimensions);
-    const options = { prompt_name: this.#prompt(choices), dimensions, refuse_long: !this.#truncate(choices) };
-    return this.#cached(texts, denseSpec(options), ctx);
+    return this.#cached(prepared, denseSpec({ ...this.#options(choices, kind), dimensions, no_normalize: choices.normalize === false }, kind), ctx);
   }
 
   /** Sparse lexical weights (bge-m3). */
-  embedSparse(texts: string[], choices: EmbedChoices, ctx: CallContext): Promise<Outcome<SparseItem>> {
-    this.#checkLimits(texts, 'input');
-    this.#require('sparse');
-    return this.#cached(texts, sparseSpec({ prompt_name: this.#prompt(choices), refuse_long: !this.#truncate(choices) }), ctx);
+  embedSparse(inputs: Inputs, choices: EmbedChoices, ctx: CallContext): Promise<Outcome<SparseItem>> {
+    const [prepared, kind] = this.#inputs(inputs, choices, this.#require('sparse', inputs));
+    return this.#cached(prepared, sparseSpec(this.#options(choices, kind), kind), ctx);
   }
 
   /** Per-token vectors (bge-m3 ColBERT). */
-  embedMultiVector(texts: string[], choices: EmbedChoices, ctx: CallContext): Promise<Outcome<MultiVectorItem>> {
-    this.#checkLimits(texts, 'input');
-    this.#require('multi');
-    return this.#cached(texts, multiVectorSpec({ prompt_name: this.#prompt(choices), refuse_long: !this.#truncate(choices) }), ctx);
+  embedMultiVector(inputs: Inputs, choices: EmbedChoices, ctx: CallContext): Promise<Outcome<MultiVectorItem>> {
+    const [prepared, kind] = this.#inputs(inputs, choices, this.#require('multi', inputs));
+    return this.#cached(prepared, multiVectorSpec(this.#options(choices, kind), kind), ctx);
   }
 
   /** Scores of each document against the query, in the documents' order. */
-  async rerank(query: string, documents: string[], opts: { raw: boolean; truncate?: boolean }, ctx: CallContext): Promise<Outcome<number>> {
-    this.#checkLimits(documents, 'documents');
+  async rerank(query: string, documents: string[], opts: { raw: boolean; truncate?: boolean; maxDocTokens?: number }, ctx: CallContext): Promise<Outcome<number>> {
     this.#checkLimits([query], 'query');
-    this.#require('rerank');
-    const spec = rerankSpec(query, { raw_scores: opts.raw, refuse_long: !this.#truncate(opts) });
+    this.#require('rerank', documents, 'documents');
+    const spec = rerankSpec(query, { raw_scores: opts.raw, refuse_long: !this.#truncate(opts), max_doc_tokens: opts.maxDocTokens ?? 0 });
     const out = await this.#batcher.submit(documents, spec, ctx.requestId, ctx.signal);
     return { ...out, cacheHits: 0 };
   }
 
+  /** The model's tokenisation of each text. */
+  async tokenize(texts: string[], addSpecialTokens: boolean, ctx: CallContext): Promise<TokenItem[][]> {
+    this.#require(undefined, texts);
+    return (await this.#batcher.submit(texts, tokenizeSpec(addSpecialTokens), ctx.requestId, ctx.signal)).items;
+  }
+
+  /** Text for each sequence of the model's token ids. */
+  async detokenize(sequences: number[][], skipSpecialTokens: boolean, ctx: CallContext): Promise<string[]> {
+    const info = this.#require(undefined, sequences);
+    this.#checkVocabulary(sequences, info);
+    return (await this.#batcher.submit(sequences, detokenizeSpec(skipSpecialTokens), ctx.requestId, ctx.signal)).items;
+  }
+
+  /** Texts as they are, OpenAI token ids decoded to their texts, or the model's own ids. */
+  #inputs(inputs: Inputs, choices: EmbedChoices, info: RunnerInfo): [EmbedInput[], InputKind] {
+    if (typeof inputs[0] === 'string') return [inputs as string[], 'texts'];
+    const sequences = inputs as number[][];
+    const vocabulary = choices.tokenIds ?? this.#limits.tokenIdVocabulary;
+    if (vocabulary !== 'model') return [decodeOpenAiTokens(sequences, vocabulary), 'texts'];
+    this.#checkVocabulary(sequences, info);
+    return [sequences, 'ids'];
+  }
+
+  #options(choices: EmbedChoices, kind: InputKind) {
+    return {
+      // Prompts are text; ids of the model's vocabulary are used exactly as sent.
+      prompt_name: kind === 'texts' ? this.#prompt(choices) : '',
+      refuse_long: !this.#truncate(choices),
+      truncate_left: choices.truncateLeft === true,
+    };
+  }
+
+  #checkVocabulary(sequences: number[][], info: RunnerInfo): void {
+    sequences.forEach((ids, i) => {
+      const bad = ids.find((id) => id >= info.vocab_size);
+      if (bad !== undefined) {
+        throw new ApiError('validation', `input[${i}] holds token id ${bad}; model '${this.name}' has ${info.vocab_size} tokens.`, { param: 'input', code: 'invalid_token_ids' });
+      }
+    });
+  }
+
   /** Cached inputs never reach a runner; identical inputs in one request are computed once. */
-  async #cached<T>(texts: string[], spec: CallSpec<T>, ctx: CallContext): Promise<Outcome<T>> {
+  async #cached<T>(texts: EmbedInput[], spec: CallSpec<T, EmbedInput>, ctx: CallContext): Promise<Outcome<T>> {
     const items: T[] = new Array(texts.length);
     const tokens: number[] = new Array(texts.length);
     const missIndex = new Map<string, number[]>();
-    texts.forEach((text, i) => {
+    const byKey = new Map<string, EmbedInput>();
+    texts.forEach((input, i) => {
+      // Token-id inputs are keyed by their ids; the spec key already says which kind it is.
+      const text = typeof input === 'string' ? input : input.join(',');
       const hit = this.#cache.get<T>(spec.key, text);
       if (hit) {
         items[i] = hit.value;
@@ -126,6 +181,7 @@ export class ModelService {
         const slots = missIndex.get(text);
         if (slots) slots.push(i);
         else missIndex.set(text, [i]);
+        byKey.set(text, input);
       }
     });
     const misses = [...missIndex.keys()];
@@ -136,7 +192,7 @@ export class ModelService {
     this.#metrics.cacheMisses.inc({ model: this.name }, missed);
     if (misses.length === 0) return { items, tokens, cacheHits, queueMs: 0, inferenceMs: 0 };
 
-    const computed = await this.#batcher.submit(misses, spec, ctx.requestId, ctx.signal);
+    const computed = await this.#batcher.submit(misses.map((k) => byKey.get(k)!), spec, ctx.requestId, ctx.signal);
     misses.forEach((text, m) => {
       const value = computed.items[m]!;
       const count = computed.tokens[m]!;
@@ -149,13 +205,17 @@ export class ModelService {
     return { items, tokens, cacheHits, queueMs: computed.queueMs, inferenceMs: computed.inferenceMs };
   }
 
-  /** The runner's facts, once it is known to offer this output; 503 while none is ready. */
-  #require(output: keyof typeof NEEDS): RunnerInfo {
+  /**
+   * Checks the request's size, then that the model is ready and offers this output; returns
+   * the runner's facts. Size comes first, so an oversized request is a 400 even while down.
+   */
+  #require(output: keyof typeof NEEDS | undefined, inputs: Inputs, param = 'input'): RunnerInfo {
+    this.#checkLimits(inputs, param);
     const info = this.info;
     if (!this.ready || !info) {
       throw new ApiError('unavailable', `Model '${this.name}' is not ready; retry shortly.`, { retryAfterS: 2, code: 'model_unavailable' });
     }
-    if (!info.capabilities.includes(NEEDS[output])) {
+    if (output && !info.capabilities.includes(NEEDS[output])) {
       const can = info.capabilities.join(', ');
       throw new ApiError('validation', `Model '${this.name}' cannot do ${NEEDS[output]}; it offers: ${can}.`, { param: 'model', code: 'unsupported_model_capability' });
     }
@@ -186,15 +246,17 @@ export class ModelService {
     return choices.truncate ?? this.#limits.autoTruncate;
   }
 
-  #checkLimits(texts: string[], param: string): void {
+  #checkLimits(texts: Inputs, param: string): void {
     const { maxBatchSize, maxTextChars } = this.#limits;
     if (texts.length > maxBatchSize) {
       throw new ApiError('validation', `Too many inputs: ${texts.length} given, at most ${maxBatchSize} (MAX_BATCH_SIZE) allowed per request.`, { param, code: 'too_many_inputs' });
     }
+    // Token-id inputs are bounded by the same number, counted in tokens.
     const long = texts.findIndex((t) => t.length > maxTextChars);
     if (long >= 0) {
       const where = param === 'query' ? 'query' : `${param}[${long}]`;
-      throw new ApiError('validation', `${where} has ${texts[long]!.length} characters; at most ${maxTextChars} (MAX_TEXT_CHARS) are allowed.`, { param, code: 'input_too_long' });
+      const unit = typeof texts[long] === 'string' ? 'characters' : 'tokens';
+      throw new ApiError('validation', `${where} has ${texts[long]!.length} ${unit}; at most ${maxTextChars} (MAX_TEXT_CHARS) are allowed.`, { param, code: 'input_too_long' });
     }
   }
 }

@@ -1,14 +1,15 @@
 import type { FastifyInstance } from 'fastify';
-import type { CallContext, EmbedChoices, ModelService, Outcome } from '../../services/model-service.ts';
+import type { CallContext, EmbedChoices, Inputs, ModelService, Outcome } from '../../services/model-service.ts';
 import { toHttpError } from '../error-envelope.ts';
 import { embeddingsRequestSchema, type EmbeddingsRequest, type EmbeddingsResponse } from '../schemas/embeddings.ts';
+import { asInputs, choicesFrom } from '../inputs.ts';
 import { parseOrThrow } from '../validate.ts';
 import { float32Row, float32Rows } from '../vectors.ts';
 
 type Embedding = EmbeddingsResponse['data'][number]['embedding'];
 
 /** Computes the requested kind of embedding and shapes each item for the wire. */
-async function compute(model: ModelService, texts: string[], body: EmbeddingsRequest, choices: EmbedChoices, ctx: CallContext): Promise<Outcome<Embedding>> {
+async function compute(model: ModelService, texts: Inputs, body: EmbeddingsRequest, choices: EmbedChoices, ctx: CallContext): Promise<Outcome<Embedding>> {
   const base64 = body.encoding_format === 'base64';
   if (body.embedding_type === 'sparse') {
     // Sparse vectors are always {indices, values}: there is no dense array to encode.
@@ -30,8 +31,8 @@ export default async function embeddingsRoute(app: FastifyInstance): Promise<voi
     const body = parseOrThrow(embeddingsRequestSchema, request.body);
     request.modelName = body.model;
     const model = app.registry.get(body.model);
-    const texts = typeof body.input === 'string' ? [body.input] : body.input;
-    const choices = { kind: body.input_type, promptName: body.prompt_name, dimensions: body.dimensions, truncate: body.truncate };
+    const texts = asInputs(body.input);
+    const choices = choicesFrom(body);
     const log = { model: body.model, inputs: texts.length, embedding_type: body.embedding_type, encoding_format: body.encoding_format };
 
     let out;

@@ -1,39 +1,57 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { toHttpError } from '../error-envelope.ts';
 import { rerankRequestSchema, type RerankResponse } from '../schemas/rerank.ts';
+import { teiRerankRequestSchema } from '../schemas/tei.ts';
 import { parseOrThrow } from '../validate.ts';
 
-/** POST /v1/rerank: Cohere / Jina style reranking with a cross-encoder. */
-export default async function rerankRoute(app: FastifyInstance): Promise<void> {
-  app.post('/v1/rerank', async (request, reply): Promise<RerankResponse> => {
-    const body = parseOrThrow(rerankRequestSchema, request.body);
-    request.modelName = body.model;
-    const model = app.registry.get(body.model);
-    const documents = body.documents.map((d) => (typeof d === 'string' ? d : d.text));
+/** The Cohere / Jina / llama.cpp rerank shape is served on all of these paths. */
+const PATHS = ['/v1/rerank', '/v2/rerank', '/rerank', '/reranking', '/v1/reranking'];
 
-    let out;
+/** Reranking with a cross-encoder, in the shapes of Cohere, Jina, llama.cpp and TEI. */
+export default async function rerankRoutes(app: FastifyInstance): Promise<void> {
+  const ctx = (request: FastifyRequest) => ({ requestId: request.id, signal: request.abortSignal });
+
+  async function scores(request: FastifyRequest, modelName: string | undefined, query: string, documents: string[],
+    opts: { raw: boolean; truncate?: boolean; maxDocTokens?: number }) {
+    const model = app.registry.resolve(modelName, 'rerank');
+    request.modelName = model.name;
     try {
-      out = await model.rerank(body.query, documents, { raw: body.raw_scores, truncate: body.truncate },
-        { requestId: request.id, signal: request.abortSignal });
+      const out = await model.rerank(query, documents, opts, ctx(request));
+      const ranked = out.items.map((score, index) => ({ index, score })).sort((a, b) => b.score - a.score);
+      const tokens = out.tokens.reduce((a, b) => a + b, 0);
+      request.log.info({ model: model.name, documents: documents.length, tokens, queue_ms: out.queueMs, inference_ms: out.inferenceMs, status: 200 }, 'rerank_request');
+      return { model: model.name, ranked, tokens };
     } catch (err) {
-      request.log.info({ model: body.model, documents: documents.length, status: toHttpError(err).status }, 'rerank_request');
+      request.log.info({ model: model.name, documents: documents.length, status: toHttpError(err).status }, 'rerank_request');
       throw err;
     }
-    const tokens = out.tokens.reduce((a, b) => a + b, 0);
-    const ranked = out.items
-      .map((score, index) => ({ index, relevance_score: score }))
-      .sort((a, b) => b.relevance_score - a.relevance_score)
-      .slice(0, body.top_n ?? documents.length);
-    request.log.info({
-      model: body.model, documents: documents.length, tokens, queue_ms: out.queueMs, inference_ms: out.inferenceMs,
-      total_ms: reply.elapsedTime, status: 200,
-    }, 'rerank_request');
-    return {
-      id: request.id,
-      model: body.model,
-      results: ranked.map((r) => (body.return_documents ? { ...r, document: { text: documents[r.index]! } } : r)),
-      usage: { prompt_tokens: tokens, total_tokens: tokens },
-      meta: { api_version: { version: '2' }, billed_units: { search_units: 1 } },
-    };
-  });
+  }
+
+  for (const path of PATHS) {
+    app.post(path, async (request): Promise<RerankResponse | { index: number; score: number; text?: string }[]> => {
+      const raw = request.body as Record<string, unknown> | undefined;
+      // TEI's shape shares POST /rerank; it is told apart by its `texts` field.
+      if (path === '/rerank' && raw && typeof raw === 'object' && 'texts' in raw) {
+        const body = parseOrThrow(teiRerankRequestSchema, raw);
+        const { ranked } = await scores(request, body.model, body.query, body.texts, { raw: body.raw_scores, truncate: body.truncate });
+        return ranked.map((r) => (body.return_text ? { ...r, text: body.texts[r.index]! } : r));
+      }
+      const body = parseOrThrow(rerankRequestSchema, raw);
+      const documents = body.documents.map((d) => (typeof d === 'string' ? d : d.text));
+      const { model, ranked, tokens } = await scores(request, body.model, body.query, documents,
+        { raw: body.raw_scores, truncate: body.truncate, maxDocTokens: body.max_tokens_per_doc });
+      return {
+        id: request.id,
+        object: 'list',
+        model,
+        results: ranked.slice(0, body.top_n ?? documents.length).map(({ index, score }) => ({
+          index,
+          relevance_score: score,
+          ...(body.return_documents ? { document: { text: documents[index]! } } : {}),
+        })),
+        usage: { prompt_tokens: tokens, total_tokens: tokens },
+        meta: { api_version: { version: '2' }, billed_units: { search_units: 1 } },
+      };
+    });
+  }
 }

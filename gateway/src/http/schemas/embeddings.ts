@@ -2,12 +2,31 @@ import { z } from 'zod';
 
 /** A non-empty text; OpenAI refuses empty strings too. */
 const text = z.string().min(1, 'inputs must not be empty strings');
+const tokenId = z.number().int().nonnegative();
+const tokenIds = z.array(tokenId).min(1, 'token-id inputs must not be empty');
+
+/** Extension fields shared by every embedding route that accepts them. */
+export const embeddingExtensions = {
+  /** Extension: query or document; picks the model's default prompt (default document). */
+  input_type: z.enum(['query', 'document']).optional(),
+  /** Extension: one of the model's own prompts (see GET /v1/models), overriding input_type. */
+  prompt_name: z.string().min(1).optional(),
+  /** Extension: cut (true) or refuse (false) inputs longer than the model's limit; default AUTO_TRUNCATE. */
+  truncate: z.boolean().optional(),
+  /** Extension: where over-long inputs are cut: right (default) keeps the start, left keeps the end. */
+  truncation_direction: z.enum(['left', 'right', 'Left', 'Right']).optional(),
+  /** Extension: false returns vectors before the model's final L2 normalisation. */
+  normalize: z.boolean().optional(),
+  /** Extension: which tokenizer wrote token-id inputs: cl100k_base or o200k_base (OpenAI's), or model. Default TOKEN_ID_INPUTS. */
+  tokenizer: z.enum(['cl100k_base', 'o200k_base', 'model']).optional(),
+};
 
 /** Body of POST /v1/embeddings, as the OpenAI API defines it. */
 export const embeddingsRequestSchema = z.object({
-  /** One text or a list of texts. */
-  input: z.union([text, z.array(text).min(1, 'input must hold at least one text')], {
-    error: (issue) => (issue.input === undefined ? 'input is required' : 'input must be a string or an array of strings'),
+  /** A text, a list of texts, a list of token ids, or a list of such lists. */
+  input: z.union([text, z.array(text).min(1, 'input must hold at least one text'), tokenIds, z.array(tokenIds).min(1)], {
+    error: (issue) => (issue.input === undefined ? 'input is required'
+      : 'input must be a string, an array of strings, an array of token ids or an array of arrays of token ids'),
   }),
   /** Catalog name of a served model. */
   model: z.string({ error: 'model is required and must be a string' }).min(1, 'model must not be empty'),
@@ -19,12 +38,7 @@ export const embeddingsRequestSchema = z.object({
   user: z.string().optional(),
   /** Extension: dense (default), sparse ({indices, values} per input) or colbert (one vector per token). */
   embedding_type: z.enum(['dense', 'sparse', 'colbert']).default('dense'),
-  /** Extension: query or document; picks the model's default prompt (default document). */
-  input_type: z.enum(['query', 'document']).optional(),
-  /** Extension: one of the model's own prompts (see GET /v1/models), overriding input_type. */
-  prompt_name: z.string().min(1).optional(),
-  /** Extension: cut (true) or refuse (false) inputs longer than the model's limit; default AUTO_TRUNCATE. */
-  truncate: z.boolean().optional(),
+  ...embeddingExtensions,
 });
 
 /** A validated embeddings request. */

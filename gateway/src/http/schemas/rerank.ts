@@ -2,10 +2,10 @@ import { z } from 'zod';
 
 const text = z.string().min(1, 'must not be empty');
 
-/** Body of POST /v1/rerank, the Cohere / Jina shape. */
+/** Body of POST /v1/rerank and its aliases: the Cohere / Jina / llama.cpp shape. */
 export const rerankRequestSchema = z.object({
-  /** Catalog name of a served reranker. */
-  model: z.string({ error: 'model is required and must be a string' }).min(1, 'model must not be empty'),
+  /** A served reranker; llama.cpp clients may leave it out (the first reranker answers). */
+  model: z.string().min(1, 'model must not be empty').optional(),
   /** What the documents are ranked against. */
   query: z.string({ error: 'query is required and must be a string' }).min(1, 'query must not be empty'),
   /** Plain strings, or objects with a `text` field (Cohere's and Jina's older form). */
@@ -19,14 +19,17 @@ export const rerankRequestSchema = z.object({
   raw_scores: z.boolean().default(false),
   /** Cut documents that do not fit (true) or refuse them (false); default AUTO_TRUNCATE. */
   truncate: z.boolean().optional(),
+  /** Cohere v2: cut each document to at most this many tokens. */
+  max_tokens_per_doc: z.number().int().positive().optional(),
 });
 
 /** A validated rerank request. */
 export type RerankRequest = z.output<typeof rerankRequestSchema>;
 
-/** Answer of POST /v1/rerank: results best first, with Cohere's `meta` so its SDK parses it. */
+/** Answer of POST /v1/rerank: results best first; `meta` is Cohere's, `object` llama.cpp's. */
 export const rerankResponseSchema = z.object({
   id: z.string(),
+  object: z.literal('list'),
   model: z.string(),
   results: z.array(z.object({
     index: z.number().int(),

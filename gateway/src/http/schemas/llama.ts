@@ -1,0 +1,51 @@
+import { z } from 'zod';
+import { embeddingExtensions } from './embeddings.ts';
+
+const text = z.string().min(1, 'must not be empty');
+const ids = z.array(z.number().int().nonnegative()).min(1);
+const content = z.union([text, z.array(text).min(1), ids, z.array(ids).min(1)], {
+  error: 'must be a string, an array of strings, or token ids',
+});
+
+/** Body of llama.cpp's POST /embedding and POST /embeddings (non-OpenAI). */
+export const llamaEmbeddingRequestSchema = z.object({
+  /** What to embed (llama.cpp's field); `input` is accepted as a synonym. */
+  content: content.optional(),
+  input: content.optional(),
+  /** Optional: the served embedding model to use; default the first one. */
+  model: z.string().min(1).optional(),
+  /** -1 none, 0 max-abs scaled to int16, 1 taxicab, 2 Euclidean (default), >2 p-norm. */
+  embd_normalize: z.number().int().min(-1).default(2),
+  ...embeddingExtensions,
+}).refine((b) => b.content !== undefined || b.input !== undefined, { message: 'content is required', path: ['content'] });
+
+/** Answer of llama.cpp's embedding routes: one nested vector per input. */
+export const llamaEmbeddingResponseSchema = z.array(z.object({ index: z.number().int(), embedding: z.array(z.array(z.number())) }));
+
+/** Body of POST /tokenize in llama.cpp's shape. */
+export const llamaTokenizeRequestSchema = z.object({
+  content: z.string(),
+  model: z.string().min(1).optional(),
+  add_special: z.boolean().default(false),
+  with_pieces: z.boolean().default(false),
+});
+
+/** Body of POST /tokenize in TEI's shape. */
+export const teiTokenizeRequestSchema = z.object({
+  inputs: z.union([z.string(), z.array(z.string()).min(1)]),
+  model: z.string().min(1).optional(),
+  add_special_tokens: z.boolean().default(true),
+});
+
+/** Body of llama.cpp's POST /detokenize. */
+export const detokenizeRequestSchema = z.object({
+  tokens: z.array(z.number().int().nonnegative()),
+  model: z.string().min(1).optional(),
+});
+
+/** Body of TEI's POST /decode. */
+export const decodeRequestSchema = z.object({
+  ids: z.union([z.array(z.number().int().nonnegative()), z.array(z.array(z.number().int().nonnegative())).min(1)]),
+  model: z.string().min(1).optional(),
+  skip_special_tokens: z.boolean().default(true),
+});

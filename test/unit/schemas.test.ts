@@ -4,6 +4,11 @@ import { parseOrThrow } from '../../gateway/src/http/validate.ts';
 import { ApiError } from '../../gateway/src/errors.ts';
 
 describe('embeddings request schema', () => {
+  it('accepts token-id inputs, one sequence or many', () => {
+    expect(parseOrThrow(embeddingsRequestSchema, { model: 'm', input: [1, 2] }).input).toEqual([1, 2]);
+    expect(parseOrThrow(embeddingsRequestSchema, { model: 'm', input: [[1], [2, 3]] }).input).toEqual([[1], [2, 3]]);
+  });
+
   it('accepts the OpenAI shapes and defaults to float', () => {
     expect(parseOrThrow(embeddingsRequestSchema, { model: 'm', input: 'x' })).toEqual({ model: 'm', input: 'x', encoding_format: 'float', embedding_type: 'dense' });
     expect(parseOrThrow(embeddingsRequestSchema, { model: 'm', input: ['a', 'b'], encoding_format: 'base64', user: 'u', dimensions: 8 }))
@@ -15,7 +20,10 @@ describe('embeddings request schema', () => {
     [{ model: 'm', input: '' }, 'input', 'inputs must not be empty strings'],
     [{ model: 'm', input: ['a', ''] }, 'input', 'inputs must not be empty strings'],
     [{ model: 'm', input: [] }, 'input', 'at least one text'],
-    [{ model: 'm', input: 7 }, 'input', 'a string or an array of strings'],
+    [{ model: 'm', input: 7 }, 'input', 'a string, an array of strings, an array of token ids'],
+    [{ model: 'm', input: [1, 'a'] }, 'input', 'a string, an array of strings'],
+    [{ model: 'm', input: [[]] }, 'input', 'input[0]: token-id inputs must not be empty'],
+    [{ model: 'm', input: [-1] }, 'input', 'input'],
     [{ input: 'x' }, 'model', 'model is required'],
     [{ model: 'm', input: 'x', encoding_format: 'int8' }, 'encoding_format', 'encoding_format'],
     [{ model: 'm', input: 'x', dimensions: 0 }, 'dimensions', 'dimensions'],

@@ -71,6 +71,12 @@ export const settingsSchema = z.object({
   BATCH_WINDOW_MAX_SIZE: int(1, 4096).default(32),
   /** Cached vectors per model (LRU, by exact input); 0 disables the cache. */
   EMBEDDING_CACHE_SIZE: int(0).default(256),
+  /** Comma-separated API keys; when set, requests need `Authorization: Bearer <key>`. Empty: no auth. */
+  API_KEY: list.default([]),
+  /** With API_KEY set, keep /health, /metrics, /docs and /openapi.json reachable without a key. */
+  PUBLIC_OPS_ROUTES: bool.default(true),
+  /** CORS: empty (off), `*` (any origin) or a comma-separated list of allowed origins. */
+  CORS_ORIGINS: list.default([]),
   /** pino log level. */
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   /** Python interpreter for the runners; defaults to the project's .venv. */

@@ -5,7 +5,10 @@ import type { Settings } from '../config/settings.ts';
 import { ApiError } from '../errors.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import type { ModelRegistry } from '../services/model-registry.ts';
+import cors from '@fastify/cors';
+import { requireApiKey } from './auth.ts';
 import { isServerFault, toHttpError } from './error-envelope.ts';
+import openApiRoutes from './openapi.ts';
 import embeddingsRoute from './routes/embeddings.ts';
 import healthRoute from './routes/health.ts';
 import metricsRoute from './routes/metrics.ts';
@@ -95,6 +98,12 @@ export function buildApp({ settings, registry, metrics, logger }: AppDeps): Fast
     throw new ApiError('not_found', `No route ${request.method} ${request.url}.`, { code: 'route_not_found' });
   });
 
+  if (settings.CORS_ORIGINS.length > 0) {
+    app.register(cors, { origin: settings.CORS_ORIGINS.includes('*') ? true : settings.CORS_ORIGINS });
+  }
+  if (settings.API_KEY.length > 0) requireApiKey(app, settings.API_KEY, settings.PUBLIC_OPS_ROUTES);
+
+  app.register(openApiRoutes);
   app.register(embeddingsRoute);
   app.register(rerankRoutes);
   app.register(llamaRoutes);

@@ -26,7 +26,8 @@ export const embeddingsRequestSchema = z.object({
   /** A text, a list of texts, a list of token ids, or a list of such lists. */
   input: z.union([text, z.array(text).min(1, 'input must hold at least one text'), tokenIds, z.array(tokenIds).min(1)], {
     error: (issue) => (issue.input === undefined ? 'input is required'
-      : 'input must be a string, an array of strings, an array of token ids or an array of arrays of token ids'),
+      : Array.isArray(issue.input) && issue.input.length === 0 ? 'input must hold at least one text'
+        : 'input must be a string, an array of strings, an array of token ids or an array of arrays of token ids'),
   }),
   /** Catalog name of a served model. */
   model: z.string({ error: 'model is required and must be a string' }).min(1, 'model must not be empty'),

@@ -1,0 +1,83 @@
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { embeddingsRequestSchema, embeddingsResponseSchema } from './schemas/embeddings.ts';
+import {
+  decodeRequestSchema, detokenizeRequestSchema, llamaEmbeddingRequestSchema, llamaEmbeddingResponseSchema,
+  llamaTokenizeRequestSchema, teiTokenizeRequestSchema,
+} from './schemas/llama.ts';
+import { modelListSchema } from './schemas/models.ts';
+import { rerankRequestSchema, rerankResponseSchema } from './schemas/rerank.ts';
+import { teiEmbedRequestSchema, teiEmbedSparseRequestSchema, teiRerankRequestSchema, teiRerankResponseSchema } from './schemas/tei.ts';
+
+/** The OpenAI error envelope every 4xx/5xx answer uses. */
+const errorSchema = z.object({
+  error: z.object({ message: z.string(), type: z.string(), param: z.string().nullable(), code: z.string().nullable() }),
+});
+
+interface Operation {
+  method: 'get' | 'post';
+  path: string;
+  summary: string;
+  tag: string;
+  request?: z.ZodType;
+  response?: z.ZodType;
+}
+
+const rerankPaths = ['/v1/rerank', '/v2/rerank', '/reranking', '/v1/reranking'];
+
+/** Every public route, with the zod schemas its handler validates with. */
+const OPERATIONS: Operation[] = [
+  { method: 'post', path: '/v1/embeddings', tag: 'OpenAI', summary: 'Embeddings (OpenAI), with extensions', request: embeddingsRequestSchema, response: embeddingsResponseSchema },
+  { method: 'get', path: '/v1/models', tag: 'OpenAI', summary: 'Served models', response: modelListSchema },
+  ...rerankPaths.map((path): Operation => ({ method: 'post', path, tag: 'Rerank', summary: 'Rerank (Cohere, Jina, llama.cpp)', request: rerankRequestSchema, response: rerankResponseSchema })),
+  { method: 'post', path: '/rerank', tag: 'Rerank', summary: 'Rerank: the Cohere/llama.cpp shape, or TEI\'s when the body has `texts`', request: z.union([rerankRequestSchema, teiRerankRequestSchema]), response: z.union([rerankResponseSchema, teiRerankResponseSchema]) },
+  { method: 'post', path: '/embedding', tag: 'llama.cpp', summary: 'Embeddings (llama.cpp)', request: llamaEmbeddingRequestSchema, response: llamaEmbeddingResponseSchema },
+  { method: 'post', path: '/embeddings', tag: 'llama.cpp', summary: 'Embeddings (llama.cpp, non-OpenAI)', request: llamaEmbeddingRequestSchema, response: llamaEmbeddingResponseSchema },
+  { method: 'post', path: '/tokenize', tag: 'llama.cpp', summary: 'Tokenize: llama.cpp\'s shape (`content`) or TEI\'s (`inputs`)', request: z.union([llamaTokenizeRequestSchema, teiTokenizeRequestSchema]) },
+  { method: 'post', path: '/detokenize', tag: 'llama.cpp', summary: 'Token ids to text', request: detokenizeRequestSchema },
+  { method: 'post', path: '/decode', tag: 'TEI', summary: 'Token ids to text (TEI)', request: decodeRequestSchema },
+  { method: 'post', path: '/embed', tag: 'TEI', summary: 'Embeddings (TEI)', request: teiEmbedRequestSchema, response: z.array(z.array(z.number())) },
+  { method: 'post', path: '/embed_sparse', tag: 'TEI', summary: 'Sparse embeddings (TEI)', request: teiEmbedSparseRequestSchema, response: z.array(z.array(z.object({ index: z.number().int(), value: z.number() }))) },
+  { method: 'get', path: '/info', tag: 'TEI', summary: 'Model information (TEI)' },
+  { method: 'get', path: '/health', tag: 'Operations', summary: '200 while every runner is ready, else 503' },
+  { method: 'get', path: '/metrics', tag: 'Operations', summary: 'Prometheus metrics' },
+];
+
+const json = (schema: z.ZodType, io: 'input' | 'output') =>
+  z.toJSONSchema(schema, { io, target: 'draft-2020-12', unrepresentable: 'any' }) as Record<string, unknown>;
+
+/** Builds the OpenAPI 3.1 document from the route schemas. */
+export function openApiDocument(version: string): Record<string, unknown> {
+  const paths: Record<string, Record<string, unknown>> = {};
+  const error = { description: 'OpenAI error envelope', content: { 'application/json': { schema: json(errorSchema, 'output') } } };
+  for (const op of OPERATIONS) {
+    const responses: Record<string, unknown> = {
+      200: { description: 'OK', content: { 'application/json': { schema: op.response ? json(op.response, 'output') : {} } } },
+    };
+    for (const status of op.method === 'post' ? [400, 401, 404, 413, 429, 503] : [401, 503]) responses[status] = error;
+    paths[op.path] ??= {};
+    paths[op.path]![op.method] = {
+      summary: op.summary,
+      tags: [op.tag],
+      ...(op.request ? { requestBody: { required: true, content: { 'application/json': { schema: json(op.request, 'input') } } } } : {}),
+      responses,
+    };
+  }
+  return {
+    openapi: '3.1.0',
+    info: { title: 'edge-embed', version, description: 'OpenAI-compatible embedding and reranking server, with llama.cpp, TEI and Cohere-style routes.' },
+    components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    security: [{ bearer: [] }, {}],
+    paths,
+  };
+}
+
+/** GET /openapi.json and Swagger UI at /docs. */
+export default async function openApiRoutes(app: FastifyInstance): Promise<void> {
+  const document = openApiDocument('0.1.0');
+  await app.register(swagger, { mode: 'static', specification: { document: document as never } });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  app.get('/openapi.json', async () => document);
+}

@@ -16,7 +16,8 @@ const errorSchema = z.object({
   error: z.object({ message: z.string(), type: z.string(), param: z.string().nullable(), code: z.string().nullable() }),
 });
 
-interface Operation {
+/** One documented route. */
+export interface Operation {
   method: 'get' | 'post';
   path: string;
   summary: string;
@@ -28,7 +29,7 @@ interface Operation {
 const rerankPaths = ['/v1/rerank', '/v2/rerank', '/reranking', '/v1/reranking'];
 
 /** Every public route, with the zod schemas its handler validates with. */
-const OPERATIONS: Operation[] = [
+export const OPERATIONS: Operation[] = [
   { method: 'post', path: '/v1/embeddings', tag: 'OpenAI', summary: 'Embeddings (OpenAI), with extensions', request: embeddingsRequestSchema, response: embeddingsResponseSchema },
   { method: 'get', path: '/v1/models', tag: 'OpenAI', summary: 'Served models', response: modelListSchema },
   ...rerankPaths.map((path): Operation => ({ method: 'post', path, tag: 'Rerank', summary: 'Rerank (Cohere, Jina, llama.cpp)', request: rerankRequestSchema, response: rerankResponseSchema })),

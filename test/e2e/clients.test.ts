@@ -1,0 +1,149 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { getEncoding } from 'js-tiktoken';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MODEL, ROOT, startServer, type RunningServer } from './server.ts';
+
+// The request shapes of llama.cpp's and TEI's own documentation, sent as their users send them.
+const RERANKER = 'ms-marco-minilm-l6-v2';
+let server: RunningServer;
+
+async function post(path: string, body: unknown) {
+  const res = await fetch(server.url + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  return { status: res.status, body: (await res.json()) as any };
+}
+const openai = async (input: unknown, extra: object = {}) =>
+  (await post('/v1/embeddings', { model: MODEL, input, encoding_format: 'float', ...extra })).body;
+const norm = (v: number[]) => Math.hypot(...v);
+const cosine = (a: number[], b: number[]) => a.reduce((s, x, i) => s + x * b[i]!, 0) / (norm(a) * norm(b));
+
+beforeAll(async () => {
+  const dir = join(mkdtempSync(join(tmpdir(), 'clients-')), 'models');
+  execFileSync(join(ROOT, '.venv/bin/python'), ['scripts/make_standins.py', '--out', dir, 'bge-m3', RERANKER], { cwd: ROOT, stdio: 'ignore' });
+  symlinkSync(join(ROOT, 'models', MODEL), join(dir, MODEL));
+  server = await startServer({ MODELS: `${MODEL},bge-m3,${RERANKER}`, MODELS_DIR: dir, WARMUP_STEPS: '1' });
+}, 180_000);
+afterAll(async () => { await server.stop(); });
+
+describe('llama.cpp routes', () => {
+  it('POST /embedding {"content"} gives one nested, L2-normalised vector equal to the OpenAI one', async () => {
+    const res = await post('/embedding', { content: 'Hello, my name is' });
+    expect(res.status).toBe(200);
+    expect(res.body).toHaveLength(1);
+    expect(res.body[0].index).toBe(0);
+    const [vector] = res.body[0].embedding;
+    expect(norm(vector)).toBeCloseTo(1, 5);
+    const reference = (await openai('Hello, my name is')).data[0].embedding;
+    expect(cosine(vector, reference)).toBeGreaterThanOrEqual(0.99999);
+  });
+
+  it('POST /embeddings honours embd_normalize (-1 none, 1 taxicab, 0 max-abs int16)', async () => {
+    const raw = (await post('/embeddings', { input: ['a', 'b'], embd_normalize: -1 })).body;
+    expect(raw).toHaveLength(2);
+    expect(Math.abs(norm(raw[0].embedding[0]) - 1)).toBeGreaterThan(1e-3);
+    const taxicab = (await post('/embeddings', { input: 'a', embd_normalize: 1 })).body[0].embedding[0] as number[];
+    expect(taxicab.reduce((s, x) => s + Math.abs(x), 0)).toBeCloseTo(1, 5);
+    const int16 = (await post('/embeddings', { content: 'a', embd_normalize: 0 })).body[0].embedding[0] as number[];
+    expect(Math.max(...int16.map(Math.abs))).toBeCloseTo(32760, 2);
+    expect(cosine(int16, raw[0].embedding[0])).toBeGreaterThanOrEqual(0.99999);
+  });
+
+  it('POST /reranking (and its aliases) sorts by score and cuts to top_n', async () => {
+    const documents = ['hi', 'it is a bear', 'The giant panda, sometimes called a panda bear, is a bear species endemic to China.'];
+    for (const path of ['/reranking', '/rerank', '/v1/rerank', '/v1/reranking']) {
+      const res = await post(path, { model: RERANKER, query: 'What is panda?', top_n: 2, documents });
+      expect(res.status, path).toBe(200);
+      expect(res.body.object).toBe('list');
+      expect(res.body.results).toHaveLength(2);
+      expect(res.body.results[0].relevance_score).toBeGreaterThanOrEqual(res.body.results[1].relevance_score);
+      expect(res.body.usage.prompt_tokens).toBeGreaterThan(0);
+    }
+  });
+
+  it('POST /tokenize and /detokenize round-trip, with pieces on request', async () => {
+    const plain = (await post('/tokenize', { content: 'Hello world' })).body;
+    expect(plain.tokens.every((t: unknown) => typeof t === 'number')).toBe(true);
+    const pieces = (await post('/tokenize', { content: 'Hello world', with_pieces: true })).body;
+    expect(pieces.tokens.map((t: any) => t.piece)).toEqual(['Hello', 'world']);
+    const back = (await post('/detokenize', { tokens: plain.tokens })).body;
+    expect(back.content).toBe('hello world'); // MiniLM lowercases
+    const special = (await post('/tokenize', { content: 'Hello', add_special: true })).body;
+    expect(special.tokens.length).toBe(3);
+  });
+});
+
+describe('TEI routes', () => {
+  it('POST /embed {"inputs"} returns bare vectors, normalised unless asked not to', async () => {
+    const res = await post('/embed', { inputs: 'What is Deep Learning?' });
+    expect(res.status).toBe(200);
+    expect(res.body[0]).toHaveLength(384);
+    expect(norm(res.body[0])).toBeCloseTo(1, 5);
+    const raw = (await post('/embed', { inputs: ['What is Deep Learning?'], normalize: false })).body;
+    expect(Math.abs(norm(raw[0]) - 1)).toBeGreaterThan(1e-3);
+  });
+
+  it('POST /embed_sparse answers [[{index, value}]] from bge-m3', async () => {
+    const res = await post('/embed_sparse', { inputs: ['What is Deep Learning?'] });
+    expect(res.status).toBe(200);
+    expect(res.body[0].length).toBeGreaterThan(0);
+    expect(res.body[0][0]).toEqual({ index: expect.any(Number), value: expect.any(Number) });
+  });
+
+  it('POST /rerank {"texts"} returns bare [{index, score, text?}] best first, sigmoid-free when raw', async () => {
+    const res = await post('/rerank', { query: 'What is Deep Learning?', texts: ['Deep Learning is not...', 'Deep learning is...'], return_text: true });
+    expect(res.status).toBe(200);
+    expect(res.body).toHaveLength(2);
+    expect(res.body[0].score).toBeGreaterThanOrEqual(res.body[1].score);
+    expect(typeof res.body[0].text).toBe('string');
+  });
+
+  it('POST /tokenize {"inputs"}, POST /decode and GET /info', async () => {
+    const tokens = (await post('/tokenize', { inputs: 'Hello world' })).body;
+    expect(tokens[0][1]).toEqual({ id: expect.any(Number), text: 'Hello', special: false, start: 0, stop: 5 });
+    expect(tokens[0][0].special).toBe(true);
+    const decoded = (await post('/decode', { ids: tokens[0].map((t: any) => t.id) })).body;
+    expect(decoded).toEqual(['hello world']);
+    const info = (await (await fetch(`${server.url}/info`)).json()) as any;
+    expect(info).toMatchObject({ model_id: MODEL, max_input_length: 256, max_client_batch_size: 2048 });
+  });
+});
+
+describe('OpenAI extras', () => {
+  const texts = ['The food was delicious and the waiter...', 'Embeddings from token ids'];
+
+  it('reads token-id inputs as OpenAI cl100k_base ids by default: the same vectors as the text', async () => {
+    const enc = getEncoding('cl100k_base');
+    const fromIds = await openai(texts.map((t) => enc.encode(t)));
+    const fromText = await openai(texts);
+    fromIds.data.forEach((d: any, i: number) => expect(d.embedding).toEqual(fromText.data[i].embedding));
+    const single = await openai(enc.encode(texts[0]!));
+    expect(single.data[0].embedding).toEqual(fromText.data[0].embedding);
+  });
+
+  it('reads the model\'s own ids with tokenizer=model, and refuses ids outside its vocabulary', async () => {
+    const tokens = (await post('/tokenize', { content: texts[0], add_special: true })).body.tokens as number[];
+    const fromIds = await openai([tokens], { tokenizer: 'model' });
+    const fromText = await openai([texts[0]]);
+    expect(cosine(fromIds.data[0].embedding, fromText.data[0].embedding)).toBeGreaterThanOrEqual(0.99999);
+    const bad = await post('/v1/embeddings', { model: MODEL, input: [[101, 40_000]], tokenizer: 'model' });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.code).toBe('invalid_token_ids');
+  });
+
+  it('truncates on the requested side, or refuses when truncate is false', async () => {
+    const long = Array.from({ length: 400 }, (_, i) => `word${i}`).join(' ');
+    const right = (await openai(long)).data[0].embedding;
+    const left = (await openai(long, { truncation_direction: 'left' })).data[0].embedding;
+    expect(cosine(left, right)).toBeLessThan(0.999);
+    const refused = await post('/v1/embeddings', { model: MODEL, input: long, truncate: false });
+    expect(refused.status).toBe(400);
+    expect(refused.body.error.message).toContain('more than this model');
+  });
+
+  it('returns the unnormalised vector with normalize=false', async () => {
+    const raw = (await openai('hello', { normalize: false })).data[0].embedding;
+    expect(Math.abs(norm(raw) - 1)).toBeGreaterThan(1e-3);
+  });
+});

@@ -2,52 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import time
-import urllib.request
-
 import numpy as np
 import openai
 import pytest
 
-from support import MODEL, ROOT
+from support import MODEL
 
 TEXTS = ["hello world", "Edge servers embed text close to the user.", "🚀 unicode too", "short"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server_url():
-    port = free_port()
-    env = {**os.environ, "MODELS": MODEL, "PORT": str(port), "LOG_LEVEL": "warn"}
-    proc = subprocess.Popen([str(ROOT / "node_modules/.bin/node"), "gateway/src/main.ts"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 150
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"gateway exited with {proc.returncode}: {proc.stderr.read().decode()}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as res:
-                if res.status == 200:
-                    break
-        except OSError:
-            pass
-        if time.time() > deadline:
-            proc.kill()
-            pytest.fail("gateway not healthy in time")
-        time.sleep(0.25)
-    yield url
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=60) == 0
 
 
 def test_default_sdk_settings_get_the_reference_vectors(server_url, st_minilm):

@@ -1,0 +1,69 @@
+"""Real client libraries, on their default settings, against the real server.
+
+LangChain's OpenAIEmbeddings sends tiktoken token ids by default; the Cohere SDK parses rerank
+answers strictly; schemathesis throws generated requests at every route of /openapi.json.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import cohere
+import numpy as np
+import pytest
+
+from conftest import RERANKER, start_gateway, stop_gateway
+from support import MODEL, ROOT
+
+TEXTS = ["The food was delicious and the waiter was friendly.", "Edge servers embed text close to the user.",
+         "token ids, not text, is what LangChain sends"]
+DOCUMENTS = ["The giant panda is a bear species endemic to China.", "hi", "Pandas eat bamboo."]
+
+
+@pytest.fixture(scope="module")
+def server(models_dir):
+    # Small input limits keep schemathesis's generated payloads quick to answer.
+    proc, url = start_gateway({"MODELS": f"{MODEL},{RERANKER}", "MODELS_DIR": str(models_dir),
+                               "MAX_BATCH_SIZE": "64", "MAX_TEXT_CHARS": "2000", "WARMUP_STEPS": "1"})
+    yield url
+    assert stop_gateway(proc) == 0
+
+
+def test_langchain_openai_embeddings_with_defaults_match_the_raw_text(server, tiktoken_cache, st_minilm, monkeypatch):
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tiktoken_cache))
+    from langchain_openai import OpenAIEmbeddings
+
+    embeddings = OpenAIEmbeddings(model=MODEL, base_url=f"{server}/v1", api_key="unused")
+    assert embeddings.check_embedding_ctx_length  # the default: token ids go over the wire
+    got = np.array(embeddings.embed_documents(TEXTS), dtype=np.float32)
+    want = st_minilm.encode(TEXTS)
+    cos = (got * want).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(want, axis=1)
+    assert cos.min() >= 0.99999
+    query = np.array(embeddings.embed_query(TEXTS[0]), dtype=np.float32)
+    assert float(query @ want[0]) / np.linalg.norm(query) / np.linalg.norm(want[0]) >= 0.99999
+
+
+def test_cohere_v2_client_reranks(server):
+    client = cohere.ClientV2(api_key="unused", base_url=server)
+    res = client.rerank(model=RERANKER, query="What is a panda?", documents=DOCUMENTS, top_n=2)
+    assert len(res.results) == 2
+    assert res.results[0].relevance_score >= res.results[1].relevance_score
+    assert {r.index for r in res.results} <= {0, 1, 2}
+
+
+def test_cohere_v1_client_reranks_with_documents(server):
+    client = cohere.Client(api_key="unused", base_url=server)
+    res = client.rerank(model=RERANKER, query="What is a panda?", documents=DOCUMENTS, return_documents=True)
+    assert len(res.results) == 3
+    assert res.results[0].document.text in DOCUMENTS
+
+
+def test_schemathesis_finds_no_server_error(server, tmp_path):
+    res = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "schemathesis"), "run", f"{server}/openapi.json",
+         "--checks", "not_a_server_error", "--max-examples", "25", "--seed", "1", "--request-timeout", "30",
+         "--phases", "examples,coverage,fuzzing"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]

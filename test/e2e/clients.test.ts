@@ -91,12 +91,17 @@ describe('TEI routes', () => {
     expect(res.body[0][0]).toEqual({ index: expect.any(Number), value: expect.any(Number) });
   });
 
-  it('POST /rerank {"texts"} returns bare [{index, score, text?}] best first, sigmoid-free when raw', async () => {
+  it('POST /rerank {"texts"} returns bare [{index, score, text?}] best first, a sigmoid unless raw_scores', async () => {
     const res = await post('/rerank', { query: 'What is Deep Learning?', texts: ['Deep Learning is not...', 'Deep learning is...'], return_text: true });
     expect(res.status).toBe(200);
     expect(res.body).toHaveLength(2);
     expect(res.body[0].score).toBeGreaterThanOrEqual(res.body[1].score);
     expect(typeof res.body[0].text).toBe('string');
+    const raw = (await post('/rerank', { query: 'What is Deep Learning?', texts: ['Deep Learning is not...', 'Deep learning is...'], raw_scores: true })).body;
+    for (const r of res.body) {
+      const logit = raw.find((x: any) => x.index === r.index).score;
+      expect(r.score).toBeCloseTo(1 / (1 + Math.exp(-logit)), 6);
+    }
   });
 
   it('POST /tokenize {"inputs"}, POST /decode and GET /info', async () => {

@@ -67,3 +67,16 @@ def test_schemathesis_finds_no_server_error(server, tmp_path):
          "--phases", "examples,coverage,fuzzing"],
         cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
+
+
+def test_openapi_document_is_valid_openapi_3_1(server):
+    import json
+    import urllib.request
+
+    from openapi_spec_validator import validate
+
+    with urllib.request.urlopen(f"{server}/openapi.json") as res:
+        document = json.load(res)
+    validate(document)  # raises on any violation of the OpenAPI 3.1 schema
+    assert document["openapi"] == "3.1.0"
+    assert {"/v1/embeddings", "/v1/rerank", "/embed", "/tokenize"} <= set(document["paths"])

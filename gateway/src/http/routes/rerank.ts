@@ -33,8 +33,13 @@ export default async function rerankRoutes(app: FastifyInstance): Promise<void> 
       // TEI's shape shares POST /rerank; it is told apart by its `texts` field.
       if (path === '/rerank' && raw && typeof raw === 'object' && 'texts' in raw) {
         const body = parseOrThrow(teiRerankRequestSchema, raw);
-        const { ranked } = await scores(request, body.model, body.query, body.texts, { raw: body.raw_scores, truncate: body.truncate });
-        return ranked.map((r) => (body.return_text ? { ...r, text: body.texts[r.index]! } : r));
+        // TEI's own semantics: a sigmoid over the logit for every model unless raw_scores.
+        const { ranked } = await scores(request, body.model, body.query, body.texts, { raw: true, truncate: body.truncate });
+        return ranked.map(({ index, score }) => ({
+          index,
+          score: body.raw_scores ? score : 1 / (1 + Math.exp(-score)),
+          ...(body.return_text ? { text: body.texts[index]! } : {}),
+        }));
       }
       const body = parseOrThrow(rerankRequestSchema, raw);
       const documents = body.documents.map((d) => (typeof d === 'string' ? d : d.text));

@@ -57,9 +57,9 @@ def _parse_entry(raw: object, where: str) -> CatalogEntry:
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"{where}: unknown field(s) {', '.join(unknown)}")
-    for field in ("name", "hf_repo_id", "handler"):
-        if not isinstance(raw.get(field), str) or not raw[field]:
-            raise ConfigError(f"{where}: '{field}' is required and must be a non-empty string")
+    for required in ("name", "hf_repo_id", "handler"):
+        if not isinstance(raw.get(required), str) or not raw[required]:
+            raise ConfigError(f"{where}: '{required}' is required and must be a non-empty string")
     where = f"{where} ({raw['name']})"
     if not _NAME.match(raw["name"]):
         raise ConfigError(f"{where}: 'name' must be lowercase letters, digits, '.', '_' or '-'")

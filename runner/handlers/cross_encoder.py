@@ -10,7 +10,6 @@ never push the query out of the model's view.
 from __future__ import annotations
 
 import numpy as np
-import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from ..errors import ConfigError, InvalidInput

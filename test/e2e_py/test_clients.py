@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import RERANKER, start_gateway, stop_gateway
-from support import MODEL, ROOT
+from support import MODEL
 
 TEXTS = ["The food was delicious and the waiter was friendly.", "Edge servers embed text close to the user.",
          "token ids, not text, is what LangChain sends"]
@@ -65,7 +65,7 @@ def test_schemathesis_finds_no_server_error(server, tmp_path):
         [os.path.join(os.path.dirname(sys.executable), "schemathesis"), "run", f"{server}/openapi.json",
          "--checks", "not_a_server_error", "--max-examples", "25", "--seed", "1", "--request-timeout", "30",
          "--phases", "examples,coverage,fuzzing"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600)
+        cwd=tmp_path, capture_output=True, text=True, timeout=600)  # its cache lands in cwd
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
 
 

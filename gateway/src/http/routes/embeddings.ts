@@ -3,6 +3,7 @@ import type { CallContext, EmbedChoices, Inputs, ModelService, Outcome } from '.
 import { toHttpError } from '../error-envelope.ts';
 import { embeddingsRequestSchema, type EmbeddingsRequest, type EmbeddingsResponse } from '../schemas/embeddings.ts';
 import { asInputs, choicesFrom } from '../inputs.ts';
+import { callContext, modelFor } from '../route-helpers.ts';
 import { parseOrThrow } from '../validate.ts';
 import { float32Row, float32Rows } from '../vectors.ts';
 
@@ -29,15 +30,14 @@ async function compute(model: ModelService, texts: Inputs, body: EmbeddingsReque
 export default async function embeddingsRoute(app: FastifyInstance): Promise<void> {
   app.post('/v1/embeddings', async (request, reply): Promise<EmbeddingsResponse> => {
     const body = parseOrThrow(embeddingsRequestSchema, request.body);
-    request.modelName = body.model;
-    const model = app.registry.get(body.model);
+    const model = modelFor(app, request, body.model, 'text-embedding');
     const texts = asInputs(body.input);
     const choices = choicesFrom(body);
     const log = { model: body.model, inputs: texts.length, embedding_type: body.embedding_type, encoding_format: body.encoding_format };
 
     let out;
     try {
-      out = await compute(model, texts, body, choices, { requestId: request.id, signal: request.abortSignal });
+      out = await compute(model, texts, body, choices, callContext(request));
     } catch (err) {
       request.log.info({ ...log, status: toHttpError(err).status }, 'embedding_request');
       throw err;

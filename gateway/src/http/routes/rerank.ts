@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { toHttpError } from '../error-envelope.ts';
 import { rerankRequestSchema, type RerankResponse } from '../schemas/rerank.ts';
 import { teiRerankRequestSchema } from '../schemas/tei.ts';
+import { callContext, modelFor } from '../route-helpers.ts';
 import { parseOrThrow } from '../validate.ts';
 
 /** The Cohere / Jina / llama.cpp rerank shape is served on all of these paths. */
@@ -9,14 +10,11 @@ const PATHS = ['/v1/rerank', '/v2/rerank', '/rerank', '/reranking', '/v1/reranki
 
 /** Reranking with a cross-encoder, in the shapes of Cohere, Jina, llama.cpp and TEI. */
 export default async function rerankRoutes(app: FastifyInstance): Promise<void> {
-  const ctx = (request: FastifyRequest) => ({ requestId: request.id, signal: request.abortSignal });
-
   async function scores(request: FastifyRequest, modelName: string | undefined, query: string, documents: string[],
     opts: { raw: boolean; truncate?: boolean; maxDocTokens?: number }) {
-    const model = app.registry.resolve(modelName, 'rerank');
-    request.modelName = model.name;
+    const model = modelFor(app, request, modelName, 'rerank');
     try {
-      const out = await model.rerank(query, documents, opts, ctx(request));
+      const out = await model.rerank(query, documents, opts, callContext(request));
       const ranked = out.items.map((score, index) => ({ index, score })).sort((a, b) => b.score - a.score);
       const tokens = out.tokens.reduce((a, b) => a + b, 0);
       request.log.info({ model: model.name, documents: documents.length, tokens, queue_ms: out.queueMs, inference_ms: out.inferenceMs, status: 200 }, 'rerank_request');

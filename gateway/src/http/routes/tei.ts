@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { choicesFrom } from '../inputs.ts';
+import { callContext, modelFor } from '../route-helpers.ts';
 import { teiEmbedRequestSchema, teiEmbedSparseRequestSchema } from '../schemas/tei.ts';
 import { parseOrThrow } from '../validate.ts';
 import { float32Row } from '../vectors.ts';
@@ -8,23 +9,19 @@ const VERSION = '0.1.0';
 
 /** Hugging Face text-embeddings-inference's routes, for clients moving from TEI. */
 export default async function teiRoutes(app: FastifyInstance): Promise<void> {
-  const ctx = (request: { id: string; abortSignal: AbortSignal }) => ({ requestId: request.id, signal: request.abortSignal });
-
   app.post('/embed', async (request) => {
     const body = parseOrThrow(teiEmbedRequestSchema, request.body);
-    const model = app.registry.resolve(body.model, 'text-embedding');
-    request.modelName = model.name;
+    const model = modelFor(app, request, body.model, 'text-embedding');
     const texts = typeof body.inputs === 'string' ? [body.inputs] : body.inputs;
-    const out = await model.embedDense(texts, choicesFrom(body), ctx(request));
+    const out = await model.embedDense(texts, choicesFrom(body), callContext(request));
     return out.items.map(float32Row);
   });
 
   app.post('/embed_sparse', async (request) => {
     const body = parseOrThrow(teiEmbedSparseRequestSchema, request.body);
-    const model = app.registry.resolve(body.model, 'sparse-embedding');
-    request.modelName = model.name;
+    const model = modelFor(app, request, body.model, 'sparse-embedding');
     const texts = typeof body.inputs === 'string' ? [body.inputs] : body.inputs;
-    const out = await model.embedSparse(texts, choicesFrom(body), ctx(request));
+    const out = await model.embedSparse(texts, choicesFrom(body), callContext(request));
     return out.items.map((s) => s.indices.map((index, i) => ({ index, value: s.values[i]! })));
   });
 

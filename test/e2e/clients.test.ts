@@ -62,6 +62,18 @@ describe('llama.cpp routes', () => {
     }
   });
 
+  it('offers the activation the model does not default to: sigmoid over ms-marco\'s raw logits', async () => {
+    const documents = ['pandas are bears', 'bananas'];
+    const byDefault = (await post('/v1/rerank', { model: RERANKER, query: 'panda', documents })).body.results;
+    const sig = (await post('/v1/rerank', { model: RERANKER, query: 'panda', documents, activation: 'sigmoid' })).body.results;
+    const none = (await post('/v1/rerank', { model: RERANKER, query: 'panda', documents, raw_scores: true })).body.results;
+    expect(byDefault).toEqual(none); // ms-marco's config names no activation: raw logits
+    for (const r of sig) {
+      const logit = none.find((x: any) => x.index === r.index).relevance_score;
+      expect(r.relevance_score).toBeCloseTo(1 / (1 + Math.exp(-logit)), 6);
+    }
+  });
+
   it('POST /tokenize and /detokenize round-trip, with pieces on request', async () => {
     const plain = (await post('/tokenize', { content: 'Hello world' })).body;
     expect(plain.tokens.every((t: unknown) => typeof t === 'number')).toBe(true);

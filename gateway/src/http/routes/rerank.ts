@@ -35,14 +35,16 @@ export default async function rerankRoutes(app: FastifyInstance): Promise<void> 
         const { ranked } = await scores(request, body.model, body.query, body.texts, { raw: true, truncate: body.truncate });
         return ranked.map(({ index, score }) => ({
           index,
-          score: body.raw_scores ? score : 1 / (1 + Math.exp(-score)),
+          score: body.raw_scores ? score : sigmoid(score),
           ...(body.return_text ? { text: body.texts[index]! } : {}),
         }));
       }
       const body = parseOrThrow(rerankRequestSchema, raw);
       const documents = body.documents.map((d) => (typeof d === 'string' ? d : d.text));
+      const activation = body.activation ?? (body.raw_scores ? 'none' : 'model');
       const { model, ranked, tokens } = await scores(request, body.model, body.query, documents,
-        { raw: body.raw_scores, truncate: body.truncate, maxDocTokens: body.max_tokens_per_doc });
+        { raw: activation !== 'model', truncate: body.truncate, maxDocTokens: body.max_tokens_per_doc });
+      if (activation === 'sigmoid') for (const r of ranked) r.score = sigmoid(r.score);
       return {
         id: request.id,
         object: 'list',
@@ -58,3 +60,5 @@ export default async function rerankRoutes(app: FastifyInstance): Promise<void> 
     });
   }
 }
+
+const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));

@@ -15,8 +15,10 @@ export const rerankRequestSchema = z.object({
   top_n: z.number().int().positive().optional(),
   /** Echo each document's text in its result. */
   return_documents: z.boolean().default(false),
-  /** Raw logits instead of the model's calibrated (activated) scores. */
+  /** Raw logits instead of the model's calibrated (activated) scores; same as activation "none". */
   raw_scores: z.boolean().default(false),
+  /** Extension: "model" (default, the activation the model's config names), "sigmoid" or "none". */
+  activation: z.enum(['model', 'sigmoid', 'none']).optional(),
   /** Cut documents that do not fit (true) or refuse them (false); default AUTO_TRUNCATE. */
   truncate: z.boolean().optional(),
   /** Cohere v2: cut each document to at most this many tokens. */

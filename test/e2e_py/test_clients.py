@@ -80,3 +80,18 @@ def test_openapi_document_is_valid_openapi_3_1(server):
     validate(document)  # raises on any violation of the OpenAPI 3.1 schema
     assert document["openapi"] == "3.1.0"
     assert {"/v1/embeddings", "/v1/rerank", "/embed", "/tokenize"} <= set(document["paths"])
+
+
+def test_huggingface_inference_client_against_embed(server, st_minilm, monkeypatch):
+    from huggingface_hub import InferenceClient, constants
+
+    # The suite runs with HF_HUB_OFFLINE=1 so that nothing reaches the Hub; this call goes to
+    # 127.0.0.1 only.
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+
+    client = InferenceClient(model=f"{server}/embed")  # a URL: posted to as it is, TEI-style
+    got = np.asarray(client.feature_extraction(TEXTS), dtype=np.float32)
+    want = st_minilm.encode(TEXTS)
+    assert got.shape == want.shape
+    cos = (got * want).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(want, axis=1)
+    assert cos.min() >= 0.99999

@@ -49,8 +49,8 @@ async function main(): Promise<void> {
   if (unknown.length) die(`not in the catalog ${settings.MODEL_CONFIG}: ${unknown.join(', ')}\nModels in the catalog: ${[...catalog.keys()].join(', ')}`);
 
   const logger = createLogger(settings.LOG_LEVEL);
-  const { RUNNER_PYTHON: _p, ...shown } = settings;
-  logger.info({ config: shown }, 'runtime_config');
+  // Keys are secrets: the log says only how many there are.
+  logger.info({ config: { ...settings, API_KEY: `${settings.API_KEY.length} key(s)` } }, 'runtime_config');
   const metrics = createMetrics();
   const registry = new ModelRegistry(settings.MODELS.map((m) => catalog.get(m)!), settings, metrics, logger);
   const app = buildApp({ settings, registry, metrics, logger });

@@ -49,3 +49,14 @@ describe('gateway startup', () => {
     expect(res.stdout).toContain('default 2048');
   });
 });
+
+describe('runtime_config', () => {
+  it('never logs the API keys', async () => {
+    const { startServer } = await import('./server.ts');
+    const server = await startServer({ API_KEY: 'sk-very-secret-key', WARMUP_STEPS: '0' });
+    await server.stop();
+    const line = server.logs().find((l) => l.includes('runtime_config'))!;
+    expect(line).toContain('"API_KEY":"1 key(s)"');
+    expect(server.logs().join('\n')).not.toContain('sk-very-secret-key');
+  });
+});

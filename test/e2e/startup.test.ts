@@ -60,3 +60,21 @@ describe('runtime_config', () => {
     expect(server.logs().join('\n')).not.toContain('sk-very-secret-key');
   });
 });
+
+describe('device pinning', () => {
+  it('starts one runner per device and pins cuda:N with CUDA_VISIBLE_DEVICES, the runner seeing cuda:0', async () => {
+    const { mkdtempSync: mk, writeFileSync, chmodSync, readFileSync, readdirSync } = await import('node:fs');
+    const dir = mk(join(tmpdir(), 'pinning-'));
+    // A stand-in interpreter that records how it was started, then fails like a runner that cannot load.
+    const fake = join(dir, 'python');
+    writeFileSync(fake, `#!/bin/sh\necho "CUDA_VISIBLE_DEVICES=\${CUDA_VISIBLE_DEVICES-unset} $*" > "${dir}/run-$$"\necho "no GPU here" >&2\nexit 3\n`);
+    chmodSync(fake, 0o755);
+    const res = gateway({ MODELS: MODEL, MODEL_DEVICE: 'cuda:1,cpu', RUNNER_PYTHON: fake });
+    expect(res.status).toBe(2);
+    expect(res.stderr).toContain('no GPU here');
+    const runs = readdirSync(dir).filter((f) => f.startsWith('run-')).map((f) => readFileSync(join(dir, f), 'utf8'));
+    const cuda = runs.find((r) => r.startsWith('CUDA_VISIBLE_DEVICES=1 '));
+    expect(cuda).toContain('--device cuda:0');
+    expect(runs.some((r) => r.includes('--device cpu'))).toBe(true);
+  });
+});

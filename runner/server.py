@@ -18,6 +18,10 @@ from .service import RunnerService
 
 _WARMUP_TEXT = "Warm-up sentence so that kernels and tokenizer copies exist before traffic."
 _MAX_MESSAGE = 256 * 1024 * 1024
+# Threads beyond the workers, so that health checks and Info are answered even while every
+# worker waits on a long forward pass; otherwise the gateway would take a busy runner for a
+# hung one and restart it. The gateway bounds Embed calls to the workers, not the pool.
+_SPARE_THREADS = 2
 
 
 @dataclass(frozen=True)
@@ -32,12 +36,13 @@ class ServeOptions:
 
 
 def warm_up(handler: Handler, pool: ThreadPoolExecutor, opts: ServeOptions, logger: JsonLogger) -> None:
-    """Runs the warmup batch on every worker thread, so each has its tokenizer and kernels.
+    """Runs the warmup batch on every thread of a make_pool pool, so each has its tokenizer and kernels.
 
     A barrier makes each task wait until all are running, which forces the pool to hand one
     task to each of its threads instead of letting one thread take them all.
     """
-    barrier = threading.Barrier(opts.workers)
+    threads = opts.workers + _SPARE_THREADS  # every thread make_pool made, spares included
+    barrier = threading.Barrier(threads)
     batch = [_WARMUP_TEXT] * opts.warmup_batch_size
 
     def step() -> None:
@@ -56,20 +61,16 @@ def warm_up(handler: Handler, pool: ThreadPoolExecutor, opts: ServeOptions, logg
             step()
 
     started = time.perf_counter()
-    for future in [pool.submit(task) for _ in range(opts.workers)]:
+    for future in [pool.submit(task) for _ in range(threads)]:
         future.result()
-    logger.info("warmup_ok", workers=opts.workers, steps=opts.warmup_steps,
+    logger.info("warmup_ok", workers=threads, steps=opts.warmup_steps,
                 batch_size=opts.warmup_batch_size,
                 seconds=round(time.perf_counter() - started, 3))
 
 
-def serve(name: str, device: str, handler: Handler, opts: ServeOptions, logger: JsonLogger) -> None:
-    """Serves until SIGTERM/SIGINT, then lets in-flight calls finish for a few seconds."""
-    # The same threads run warmup and then the calls, so warmup really reaches every worker.
-    pool = ThreadPoolExecutor(max_workers=opts.workers, thread_name_prefix="forward")
-    if opts.warmup:
-        warm_up(handler, pool, opts, logger)
-
+def build_server(name: str, device: str, handler: Handler, pool: ThreadPoolExecutor, socket: str,
+                 logger: JsonLogger) -> tuple[grpc.Server, health.HealthServicer]:
+    """The gRPC server with the runner and health services, bound to socket, not yet started."""
     server = grpc.server(pool, options=[
         ("grpc.max_receive_message_length", _MAX_MESSAGE),
         ("grpc.max_send_message_length", _MAX_MESSAGE),
@@ -77,7 +78,22 @@ def serve(name: str, device: str, handler: Handler, opts: ServeOptions, logger: 
     runner_pb2_grpc.add_RunnerServicer_to_server(RunnerService(name, device, handler, logger), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    server.add_insecure_port(opts.socket)
+    server.add_insecure_port(socket)
+    return server, health_servicer
+
+
+def make_pool(workers: int) -> ThreadPoolExecutor:
+    """The server's threads: the workers plus spares for health checks."""
+    return ThreadPoolExecutor(max_workers=workers + _SPARE_THREADS, thread_name_prefix="worker")
+
+
+def serve(name: str, device: str, handler: Handler, opts: ServeOptions, logger: JsonLogger) -> None:
+    """Serves until SIGTERM/SIGINT, then lets in-flight calls finish for a few seconds."""
+    # The same threads run warmup and then the calls, so warmup really reaches every thread.
+    pool = make_pool(opts.workers)
+    if opts.warmup:
+        warm_up(handler, pool, opts, logger)
+    server, health_servicer = build_server(name, device, handler, pool, opts.socket, logger)
     server.start()
     # Only now, after warmup, do health checks say SERVING; the gateway waits for this.
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)

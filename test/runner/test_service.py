@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import numpy as np
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 import pytest
 import torch
 
@@ -15,7 +17,7 @@ from runner._proto import runner_pb2, runner_pb2_grpc
 from runner.errors import InvalidInput
 from runner.handlers.base import EmbedOutput, Handler
 from runner.logs import JsonLogger
-from runner.server import ServeOptions, warm_up
+from runner.server import ServeOptions, build_server, make_pool, warm_up
 from runner.service import RunnerService
 
 
@@ -100,11 +102,40 @@ def test_errors_map_to_status_codes_without_leaking(tmp_path, capsys, text, code
     assert "secret" not in err.details()
 
 
-def test_warmup_reaches_every_worker(capsys):
+def test_warmup_reaches_every_thread(capsys):
     handler = FakeHandler()
     opts = ServeOptions(socket="unused", workers=3, warmup=True, warmup_batch_size=2, warmup_steps=2)
-    with ThreadPoolExecutor(3) as pool:
+    with make_pool(opts.workers) as pool:
         warm_up(handler, pool, opts, JsonLogger("info", model="fake"))
-    assert len(handler.threads) == 3
-    assert handler.calls == 6
+    threads = 3 + 2  # workers plus the spares that keep health checks answered
+    assert len(handler.threads) == threads
+    assert handler.calls == 2 * threads
     assert '"msg": "warmup_ok"' in capsys.readouterr().out
+
+
+def test_health_is_answered_while_every_worker_is_busy(tmp_path):
+    """A long forward pass must not look like a hung runner to the gateway's health probe."""
+    release = threading.Event()
+
+    class Slow(FakeHandler):
+        def embed(self, texts, opts):
+            release.wait(timeout=30)
+            return super().embed(texts, opts)
+
+    pool = make_pool(workers=1)
+    address = f"unix://{tmp_path}/busy.sock"
+    server, health_servicer = build_server("fake", "cpu", Slow(), pool, address, JsonLogger("warn"))
+    server.start()
+    health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    try:
+        with grpc.insecure_channel(address) as channel:
+            busy = runner_pb2_grpc.RunnerStub(channel).Embed.future(runner_pb2.EmbedRequest(texts=["x"]))
+            time.sleep(0.2)
+            status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
+            assert status.status == health_pb2.HealthCheckResponse.SERVING
+            assert not busy.done()
+            release.set()
+            assert busy.result(timeout=10).dimensions == 3
+    finally:
+        release.set()
+        server.stop(None)

@@ -83,6 +83,8 @@ export const settingsSchema = z.object({
   RUNNER_PYTHON: z.string().default(existsSync('.venv/bin/python') ? '.venv/bin/python' : 'python3'),
   /** How long a runner may take to load and warm up before startup fails. */
   RUNNER_STARTUP_TIMEOUT_S: int(1).default(300),
+  /** Longest a single runner call may take; past it the request gets 503 instead of hanging. */
+  RUNNER_CALL_TIMEOUT_S: int(1).default(600),
   /** On SIGTERM/SIGINT, how long in-flight requests may take to finish before runners stop. */
   SHUTDOWN_TIMEOUT_S: int(0).default(30),
 });

@@ -30,9 +30,12 @@ export class RunnerClient {
   readonly #model: string;
   readonly #runner: GeneratedRunnerClient;
   readonly #health: HealthClient;
+  readonly #callTimeoutMs: number;
 
-  constructor(model: string, address: string) {
+  /** callTimeoutMs bounds every call, so a runner stuck in a forward pass cannot hang requests. */
+  constructor(model: string, address: string, callTimeoutMs: number) {
     this.#model = model;
+    this.#callTimeoutMs = callTimeoutMs;
     const options = {
       'grpc.max_receive_message_length': MAX_MESSAGE,
       'grpc.max_send_message_length': MAX_MESSAGE,
@@ -52,7 +55,7 @@ export class RunnerClient {
   embed(inputs: string[] | number[][], options: EmbedCallOptions, requestIds: string[]): Promise<EmbedReply> {
     const payload = typeof inputs[0] === 'string' ? { texts: inputs as string[] } : { token_ids: (inputs as number[][]).map((ids) => ({ ids })) };
     return new Promise((resolve, reject) => {
-      this.#runner.Embed({ ...payload, ...options }, metadataFor(requestIds), (err, reply) =>
+      this.#runner.Embed({ ...payload, ...options }, metadataFor(requestIds), this.#deadline(), (err, reply) =>
         err ? reject(fromGrpcError(err, this.#model)) : resolve(reply!));
     });
   }
@@ -60,7 +63,7 @@ export class RunnerClient {
   /** Scores documents against a query. */
   rerank(query: string, documents: string[], options: RerankCallOptions, requestIds: string[]): Promise<RerankReply> {
     return new Promise((resolve, reject) => {
-      this.#runner.Rerank({ query, documents, ...options }, metadataFor(requestIds), (err, reply) =>
+      this.#runner.Rerank({ query, documents, ...options }, metadataFor(requestIds), this.#deadline(), (err, reply) =>
         err ? reject(fromGrpcError(err, this.#model)) : resolve(reply!));
     });
   }
@@ -68,7 +71,7 @@ export class RunnerClient {
   /** The model's own tokenisation of each text. */
   tokenize(texts: string[], addSpecialTokens: boolean): Promise<TokenizeReply> {
     return new Promise((resolve, reject) => {
-      this.#runner.Tokenize({ texts, add_special_tokens: addSpecialTokens }, (err, reply) =>
+      this.#runner.Tokenize({ texts, add_special_tokens: addSpecialTokens }, this.#deadline(), (err, reply) =>
         err ? reject(fromGrpcError(err, this.#model)) : resolve(reply!));
     });
   }
@@ -77,7 +80,7 @@ export class RunnerClient {
   detokenize(sequences: number[][], skipSpecialTokens: boolean): Promise<string[]> {
     return new Promise((resolve, reject) => {
       this.#runner.Detokenize({ sequences: sequences.map((ids) => ({ ids })), skip_special_tokens: skipSpecialTokens },
-        (err, reply) => (err ? reject(fromGrpcError(err, this.#model)) : resolve(reply!.texts)));
+        this.#deadline(), (err, reply) => (err ? reject(fromGrpcError(err, this.#model)) : resolve(reply!.texts)));
     });
   }
 
@@ -97,6 +100,10 @@ export class RunnerClient {
         resolve(!err && reply?.status === 'SERVING'),
       );
     });
+  }
+
+  #deadline(): grpc.CallOptions {
+    return { deadline: Date.now() + this.#callTimeoutMs };
   }
 
   /** Closes both channels. */

@@ -30,7 +30,7 @@ export type RunnerState = 'starting' | 'ready' | 'down' | 'stopped';
 /** The runner settings the supervisor passes on; a subset of the gateway's settings. */
 export type RunnerSettings = Pick<Settings,
   'MODEL_CONFIG' | 'MODELS_DIR' | 'MAX_CONCURRENT' | 'MAX_BATCH_TOKENS' | 'ENABLE_WARMUP' |
-  'WARMUP_BATCH_SIZE' | 'WARMUP_STEPS' | 'RUNNER_PYTHON' | 'RUNNER_STARTUP_TIMEOUT_S' | 'LOG_LEVEL'>;
+  'WARMUP_BATCH_SIZE' | 'WARMUP_STEPS' | 'RUNNER_PYTHON' | 'RUNNER_STARTUP_TIMEOUT_S' | 'RUNNER_CALL_TIMEOUT_S' | 'LOG_LEVEL'>;
 
 /** Raised when a runner cannot get to SERVING; the message carries its stderr. */
 export class RunnerStartError extends Error {}
@@ -155,7 +155,7 @@ export class SupervisedRunner extends EventEmitter<{ state: [RunnerState] }> {
     this.#pipeLogs(proc, stderrTail);
 
     const exited = proc.then((r) => r);
-    const client = new RunnerClient(this.model, `unix://${this.#socket}`);
+    const client = new RunnerClient(this.model, `unix://${this.#socket}`, s.RUNNER_CALL_TIMEOUT_S * 1000);
     const deadline = Date.now() + s.RUNNER_STARTUP_TIMEOUT_S * 1000;
     let exitedEarly = false;
     void exited.then(() => { exitedEarly = true; });

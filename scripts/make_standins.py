@@ -23,7 +23,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 import torch
-from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from transformers import (
     BertConfig,
     BertForSequenceClassification,
@@ -84,8 +84,6 @@ def tokenizer(specials: dict[str, int], template: str, pair: str, special_names:
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     ids = [(name, specials[name]) for name in specials]
     tok.post_processor = processors.TemplateProcessing(single=template, pair=pair, special_tokens=ids)
-    from tokenizers import decoders
-
     tok.decoder = decoders.WordPiece()
     inputs = ["input_ids", "token_type_ids", "attention_mask"] if token_types else ["input_ids", "attention_mask"]
     return PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=512, model_input_names=inputs,

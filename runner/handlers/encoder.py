@@ -118,21 +118,20 @@ class EncoderHandler(Handler):
         uses_types = "token_type_ids" in self._tokenizer.model_input_names
         return Tokenized(cut, [[0] * len(s) for s in cut] if uses_types else None)
 
-    def encode_texts(self, texts: list[str], truncate: bool, side: str = "right",
-                     add_special_tokens: bool = True) -> Tokenized:
+    def encode_texts(self, texts: list[str], truncate: bool, side: str = "right") -> Tokenized:
         """Token ids cut at max_tokens, or an InvalidInput naming the first input that is too long."""
         if not texts:
             raise InvalidInput("texts must not be empty")
         tok = self.tokenizer()
         tok.truncation_side = side  # this thread's own copy
         enc = tok(texts, truncation=True, max_length=self._max_tokens, padding=False,
-                  add_special_tokens=add_special_tokens, return_attention_mask=False)
+                  return_attention_mask=False)
         result = Tokenized(enc["input_ids"], enc.get("token_type_ids"))
         if not truncate:
             # Only inputs that reached the limit can have been cut; count those in full.
             for i, n in enumerate(result.lengths):
                 if n == self._max_tokens:
-                    full = len(tok(texts[i], add_special_tokens=add_special_tokens)["input_ids"])
+                    full = len(tok(texts[i])["input_ids"])
                     if full > self._max_tokens:
                         raise InvalidInput(
                             f"input {i} has {full} tokens, more than this model's {self._max_tokens}; "

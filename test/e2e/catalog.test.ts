@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
-import { MODEL, ROOT, startServer, type RunningServer } from './server.ts';
+import { cosine, MODEL, ROOT, type RunningServer, startServer } from './server.ts';
 
 // Every architecture of the catalog at once, in one process tree: the real MiniLM and the
 // tiny stand-ins of the others (scripts/make_standins.py), each under its catalog name.
@@ -30,11 +30,6 @@ async function post(server: RunningServer, path: string, body: unknown) {
   return { status: res.status, body: (await res.json()) as any };
 }
 
-function cosine(a: number[], b: number[]): number {
-  let dot = 0, na = 0, nb = 0;
-  a.forEach((x, i) => { dot += x * b[i]!; na += x * x; nb += b[i]! * b[i]!; });
-  return dot / Math.sqrt(na * nb);
-}
 
 describe('the whole catalog served side by side', () => {
   let server: RunningServer;

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getEncoding } from 'js-tiktoken';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MODEL, ROOT, startServer, type RunningServer } from './server.ts';
+import { cosine, MODEL, ROOT, startServer, type RunningServer } from './server.ts';
 
 // The request shapes of llama.cpp's and TEI's own documentation, sent as their users send them.
 const RERANKER = 'ms-marco-minilm-l6-v2';
@@ -17,7 +17,6 @@ async function post(path: string, body: unknown) {
 const openai = async (input: unknown, extra: object = {}) =>
   (await post('/v1/embeddings', { model: MODEL, input, encoding_format: 'float', ...extra })).body;
 const norm = (v: number[]) => Math.hypot(...v);
-const cosine = (a: number[], b: number[]) => a.reduce((s, x, i) => s + x * b[i]!, 0) / (norm(a) * norm(b));
 
 beforeAll(async () => {
   const dir = join(mkdtempSync(join(tmpdir(), 'clients-')), 'models');

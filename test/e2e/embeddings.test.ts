@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MODEL, ROOT, startServer, type RunningServer } from './server.ts';
+import { cosine, MODEL, ROOT, type RunningServer, startServer } from './server.ts';
 
 const TEXTS = [
   'hello world',
@@ -19,15 +19,6 @@ function reference(texts: string[]): number[][] {
   return JSON.parse(out.toString()) as number[][];
 }
 
-function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let dot = 0, na = 0, nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i]! * b[i]!;
-    na += a[i]! * a[i]!;
-    nb += b[i]! * b[i]!;
-  }
-  return dot / Math.sqrt(na * nb);
-}
 
 async function post(server: RunningServer, path: string, body: unknown, headers: Record<string, string> = {}) {
   const res = await fetch(server.url + path, {

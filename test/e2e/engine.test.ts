@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { logLines, MODEL, startServer, type RunningServer } from './server.ts';
+import { cosine, logLines, MODEL, type RunningServer, startServer } from './server.ts';
 
 const PASSAGE = 'Micro-batching coalesces concurrent requests into one forward pass of the model. ';
 
@@ -23,11 +23,6 @@ async function metric(server: RunningServer, sample: string): Promise<number> {
 const calls = (s: RunningServer) => metric(s, `runner_calls_total{model="${MODEL}",outcome="ok"}`);
 const batchedInputs = (s: RunningServer) => metric(s, `embedding_batch_size_inputs_sum{model="${MODEL}"}`);
 
-function cosine(a: number[], b: number[]): number {
-  let dot = 0, na = 0, nb = 0;
-  a.forEach((x, i) => { dot += x * b[i]!; na += x * x; nb += b[i]! * b[i]!; });
-  return dot / Math.sqrt(na * nb);
-}
 
 describe('micro-batching and disconnects (cache off, one call in flight)', () => {
   let server: RunningServer;

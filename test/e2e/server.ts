@@ -79,6 +79,17 @@ export function logLines(server: RunningServer, msg: string): Record<string, unk
     .filter((r): r is Record<string, unknown> => r?.msg === msg);
 }
 
+/** Cosine similarity of two vectors. */
+export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let dot = 0, na = 0, nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i]! * b[i]!;
+    na += a[i]! * a[i]!;
+    nb += b[i]! * b[i]!;
+  }
+  return dot / Math.sqrt(na * nb);
+}
+
 /** True while a process with this pid exists. */
 export function alive(pid: number): boolean {
   try {

@@ -23,8 +23,9 @@ export type InputKind = 'texts' | 'ids';
 // Every field takes part in the key: calls are shared only by identical options.
 const keyOf = (kind: string, options: object) => `${kind}\u0000${JSON.stringify(options)}`;
 
-function unpack(reply: EmbedReply): CallResult<never> {
-  return { items: [], tokens: reply.token_counts, computeSeconds: reply.compute_seconds };
+/** The per-call accounting every Embed reply carries. */
+function counts(reply: EmbedReply): Omit<CallResult<unknown>, 'items'> {
+  return { tokens: reply.token_counts, computeSeconds: reply.compute_seconds };
 }
 
 /** Dense vectors: one little-endian float32 row per input. */
@@ -35,7 +36,7 @@ export function denseSpec(options: Omit<EmbedCallOptions, 'kind'>, inputKind: In
       const reply = await client.embed(inputs as string[] | number[][], { ...options, kind: 'DENSE' }, ids);
       const width = reply.dimensions * 4;
       const items = inputs.map((_, i) => reply.vectors.subarray(i * width, (i + 1) * width));
-      return { ...unpack(reply), items };
+      return { ...counts(reply), items };
     },
   };
 }
@@ -46,7 +47,7 @@ export function sparseSpec(options: Omit<EmbedCallOptions, 'kind' | 'dimensions'
     key: keyOf(`sparse:${inputKind}`, options),
     async run(client, inputs, ids) {
       const reply = await client.embed(inputs as string[] | number[][], { ...options, kind: 'SPARSE' }, ids);
-      return { ...unpack(reply), items: reply.sparse.map((s) => ({ indices: s.indices, values: s.values })) };
+      return { ...counts(reply), items: reply.sparse.map((s) => ({ indices: s.indices, values: s.values })) };
     },
   };
 }
@@ -64,7 +65,7 @@ export function multiVectorSpec(options: Omit<EmbedCallOptions, 'kind' | 'dimens
         offset += count * rowBytes;
         return { data, count, dimensions: reply.dimensions };
       });
-      return { ...unpack(reply), items };
+      return { ...counts(reply), items };
     },
   };
 }

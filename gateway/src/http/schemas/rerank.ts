@@ -25,9 +25,6 @@ export const rerankRequestSchema = z.object({
   max_tokens_per_doc: z.number().int().positive().optional(),
 });
 
-/** A validated rerank request. */
-export type RerankRequest = z.output<typeof rerankRequestSchema>;
-
 /** Answer of POST /v1/rerank: results best first; `meta` is Cohere's, `object` llama.cpp's. */
 export const rerankResponseSchema = z.object({
   id: z.string(),

@@ -22,7 +22,10 @@ from .device import resolve_device
 from .errors import ConfigError
 from .loader import load_handler
 from .logs import JsonLogger
-from .server import ServeOptions, serve
+from .server import ServeOptions, remove_socket, serve
+
+#: The environment variable through which the gateway hands a runner its secret.
+SECRET_ENV = "EDGE_EMBED_RUNNER_SECRET"
 
 
 def _parse_args(argv: list[str]) -> argparse.Namespace:
@@ -45,12 +48,22 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _exit_when_stdin_closes() -> None:
+def take_secret() -> str:
+    """The secret every call must carry, taken out of the environment so no child inherits it."""
+    secret = os.environ.pop(SECRET_ENV, "")
+    if not secret:
+        raise ConfigError(f"{SECRET_ENV} is not set: a runner serves only the gateway that started it")
+    return secret
+
+
+def _exit_when_stdin_closes(socket: str) -> None:
     def watch() -> None:
         # os.read on the raw descriptor: a thread blocked inside sys.stdin's buffered reader
         # would make interpreter shutdown abort with a fatal error.
         while os.read(0, 4096):
             pass
+        # os._exit skips every cleanup, serve()'s included, so the socket file goes first.
+        remove_socket(socket)
         os._exit(0)
 
     threading.Thread(target=watch, name="lifeline", daemon=True).start()
@@ -60,8 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse_args(sys.argv[1:] if argv is None else argv)
     logger = JsonLogger(args.log_level, model=args.model)
     if args.exit_with_stdin:
-        _exit_when_stdin_closes()
+        _exit_when_stdin_closes(args.socket)
     try:
+        secret = take_secret()
         catalog = load_catalog(Path(args.config))
         if args.model not in catalog:
             raise ConfigError(f"model '{args.model}' is not in the catalog {args.config}; "
@@ -80,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         warmup_batch_size=max(1, args.warmup_batch_size),
         warmup_steps=max(0, args.warmup_steps),
     )
-    serve(args.model, str(device), handler, opts, logger)
+    serve(args.model, str(device), handler, opts, secret, logger)
     return 0
 
 

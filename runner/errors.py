@@ -3,11 +3,22 @@
 Each error names the gRPC status it travels as; the gateway maps gRPC statuses back onto the
 same taxonomy once (gateway/src/runners/grpc-errors.ts). Nothing else in the runner chooses a
 status code.
+
+A call fails as a whole only for what all its inputs share. One input that cannot be processed
+is an InputFailure instead: reported in the reply next to the other inputs' results, since a
+batch mixes the inputs of several client requests.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import grpc
+
+#: InputFailure codes, stable for machines: the gateway passes them on to clients.
+INPUT_TOO_LONG = "input_too_long"
+INVALID_TOKEN_IDS = "invalid_token_ids"
+EMPTY_INPUT = "empty_input"
 
 
 class RunnerError(Exception):
@@ -17,7 +28,7 @@ class RunnerError(Exception):
 
 
 class InvalidInput(RunnerError):
-    """The request itself is wrong (empty batch, unsupported option)."""
+    """The request as a whole is wrong (empty batch, unsupported option, a shared query)."""
 
     code = grpc.StatusCode.INVALID_ARGUMENT
 
@@ -26,3 +37,27 @@ class ConfigError(RunnerError):
     """The catalog, the weights on disk or the device cannot serve the model; fatal at start."""
 
     code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class Unauthenticated(RunnerError):
+    """A call without the secret of the gateway that started this runner."""
+
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
+@dataclass(frozen=True)
+class InputFailure:
+    """One input of a call that cannot be processed; the call's other inputs are unaffected."""
+
+    #: Position of the input in the call's inputs.
+    index: int
+    #: What is wrong, naming no index: the gateway renumbers inputs into each client's request.
+    message: str
+    #: One of the codes above.
+    code: str
+
+
+def too_long(index: int, tokens: int, limit: int) -> InputFailure:
+    """The refusal for an input over the model's limit when truncation is not allowed."""
+    return InputFailure(index, f"has {tokens} tokens, more than this model's {limit}; "
+                               "shorten it or allow truncation", INPUT_TOO_LONG)

@@ -13,6 +13,10 @@ from .errors import ConfigError
 from .handlers.base import Handler, LoadContext
 
 DOWNLOAD_HINT = "npm run download-models -- {name}   (or: MODELS={name} .venv/bin/python scripts/download_models.py)"
+#: Failures while loading that say nothing about the files: not enough memory, a missing
+#: package, or a ConfigError that already names its cause.
+_NOT_THE_FILES = (ConfigError, MemoryError, torch.cuda.OutOfMemoryError, ImportError)
+_REASON_CHARS = 200
 
 
 def load_handler(
@@ -39,4 +43,21 @@ def load_handler(
         dtype=resolve_dtype(entry.dtype, device, cls.allows_float16),
         max_batch_tokens=max_batch_tokens,
     )
-    return cls(ctx)
+    try:
+        return cls(ctx)
+    except _NOT_THE_FILES:
+        raise
+    except Exception as exc:
+        # Files that exist but do not load (truncated, garbage, half-written) surface as any of
+        # OSError, ValueError, KeyError, RuntimeError or a library's own error; a traceback would
+        # bury the one thing to do about them.
+        raise ConfigError(
+            f"weights for '{entry.name}' in {model_dir} are corrupt or incomplete ({_reason(exc)}); "
+            f"download them again with: npm run download-models -- {entry.name} --force") from None
+
+
+def _reason(exc: Exception) -> str:
+    """The exception as one short line: its type and the first line of its message."""
+    lines = str(exc).strip().splitlines()
+    text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    return text if len(text) <= _REASON_CHARS else text[:_REASON_CHARS - 1] + "…"

@@ -1,17 +1,25 @@
-"""Builds the gRPC server around a loaded handler: warmup, health, serve, stop."""
+"""Builds the gRPC server around a loaded handler: warmup, health, serve, stop.
+
+Only the gateway that started the runner may use it: the socket file is private to the user,
+and every call must carry the secret the gateway passed at spawn.
+"""
 
 from __future__ import annotations
 
+import hmac
+import os
 import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from ._proto import runner_pb2_grpc
+from .errors import Unauthenticated
 from .handlers.base import EmbedOptions, Handler
 from .logs import JsonLogger
 from .service import RunnerService
@@ -68,17 +76,71 @@ def warm_up(handler: Handler, pool: ThreadPoolExecutor, opts: ServeOptions, logg
                 seconds=round(time.perf_counter() - started, 3))
 
 
+class BearerAuth(grpc.ServerInterceptor):
+    """Refuses every call, health checks included, without `authorization: Bearer <secret>`.
+
+    The socket's file mode already keeps other users out; the secret also keeps out the same
+    user's other processes, so that nothing but the gateway that started the runner can use it.
+    """
+
+    def __init__(self, secret: str) -> None:
+        self._expected = f"Bearer {secret}".encode()
+        self._refuse = grpc.unary_unary_rpc_method_handler(_refuse)
+
+    def intercept_service(self, continuation, handler_call_details):
+        """The method's own handler for a call with the secret, a refusal for any other."""
+        given = dict(handler_call_details.invocation_metadata).get("authorization", "")
+        if hmac.compare_digest(given.encode(), self._expected):  # constant time: leaks no prefix
+            return continuation(handler_call_details)
+        return self._refuse
+
+
+def _refuse(request, context) -> None:
+    context.abort(Unauthenticated.code, "this runner serves only the gateway that started it")
+
+
+def socket_path(address: str) -> Path | None:
+    """The file behind a unix:///abs/path or unix:relative/path address; None for other kinds."""
+    for scheme in ("unix://", "unix:"):
+        if address.startswith(scheme):
+            return Path(address[len(scheme):])
+    return None
+
+
+def remove_socket(address: str) -> None:
+    """Deletes the socket file, so that no stale file outlives the runner; gone already is fine."""
+    path = socket_path(address)
+    if path is not None:
+        path.unlink(missing_ok=True)
+
+
+def _bind_private(server: grpc.Server, address: str) -> None:
+    """Binds address with a socket file only this user can open (mode 0600).
+
+    The umask makes the file private from the moment it exists; the chmod states the mode
+    outright rather than trusting every platform's bind to honour the umask.
+    """
+    previous = os.umask(0o077)
+    try:
+        server.add_insecure_port(address)
+    finally:
+        os.umask(previous)
+    path = socket_path(address)
+    if path is not None:
+        path.chmod(0o600)
+
+
 def build_server(name: str, device: str, handler: Handler, pool: ThreadPoolExecutor, socket: str,
-                 logger: JsonLogger) -> tuple[grpc.Server, health.HealthServicer]:
+                 secret: str, logger: JsonLogger) -> tuple[grpc.Server, health.HealthServicer]:
     """The gRPC server with the runner and health services, bound to socket, not yet started."""
-    server = grpc.server(pool, options=[
+    server = grpc.server(pool, interceptors=[BearerAuth(secret)], options=[
         ("grpc.max_receive_message_length", _MAX_MESSAGE),
         ("grpc.max_send_message_length", _MAX_MESSAGE),
     ])
     runner_pb2_grpc.add_RunnerServicer_to_server(RunnerService(name, device, handler, logger), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    server.add_insecure_port(socket)
+    _bind_private(server, socket)
     return server, health_servicer
 
 
@@ -87,23 +149,29 @@ def make_pool(workers: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=workers + _SPARE_THREADS, thread_name_prefix="worker")
 
 
-def serve(name: str, device: str, handler: Handler, opts: ServeOptions, logger: JsonLogger) -> None:
-    """Serves until SIGTERM/SIGINT, then lets in-flight calls finish for a few seconds."""
+def serve(name: str, device: str, handler: Handler, opts: ServeOptions, secret: str, logger: JsonLogger) -> None:
+    """Serves until SIGTERM/SIGINT, then lets in-flight calls finish for a few seconds.
+
+    The socket file is removed however serving ends, a failure after binding included.
+    """
     # The same threads run warmup and then the calls, so warmup really reaches every thread.
     pool = make_pool(opts.workers)
     if opts.warmup:
         warm_up(handler, pool, opts, logger)
-    server, health_servicer = build_server(name, device, handler, pool, opts.socket, logger)
-    server.start()
-    # Only now, after warmup, do health checks say SERVING; the gateway waits for this.
-    health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    logger.info("serving", socket=opts.socket, device=device, dimensions=handler.dimensions,
-                max_tokens=handler.max_tokens)
-
+    # Caught from before binding on, so that a stop request always goes through the cleanup.
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
-    logger.info("stopping")
-    health_servicer.enter_graceful_shutdown()
-    server.stop(grace=5).wait()
+    try:
+        server, health_servicer = build_server(name, device, handler, pool, opts.socket, secret, logger)
+        server.start()
+        # Only now, after warmup, do health checks say SERVING; the gateway waits for this.
+        health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+        logger.info("serving", socket=opts.socket, device=device, dimensions=handler.dimensions,
+                    max_tokens=handler.max_tokens)
+        stop.wait()
+        logger.info("stopping")
+        health_servicer.enter_graceful_shutdown()
+        server.stop(grace=5).wait()
+    finally:
+        remove_socket(opts.socket)

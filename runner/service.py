@@ -9,13 +9,16 @@ import grpc
 import numpy as np
 
 from ._proto import runner_pb2, runner_pb2_grpc
-from .errors import RunnerError
+from .errors import InputFailure, RunnerError
 from .handlers.base import EmbedOptions, Handler
 from .logs import JsonLogger
 
 
 class RunnerService(runner_pb2_grpc.RunnerServicer):
     """Each call runs on one of the server's worker threads, never on gRPC's polling thread.
+
+    Handlers decide which inputs fail; their failures are copied into each reply's `errors` as
+    they are, next to the rows of the inputs that did not fail.
 
     A synchronous server rather than grpc.aio: the forward pass then runs on the thread that
     received the call, which saves a thread hand-off (about a millisecond) on every request.
@@ -39,18 +42,18 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
             return runner_pb2.EmbedResponse(
                 sparse=[runner_pb2.SparseVector(indices=i.tolist(), values=v.tolist())
                         for i, v in zip(out.indices, out.values)],
-                token_counts=out.token_counts, compute_seconds=elapsed)
+                token_counts=out.token_counts, compute_seconds=elapsed, errors=_errors(out.errors))
         if kind == runner_pb2.MULTI_VECTOR:
             out, elapsed = self._call(context, len(texts), lambda: self._handler.multi_vector(texts, opts))
             packed = np.concatenate(out.vectors) if out.vectors else np.empty((0, 0), np.float32)
             return runner_pb2.EmbedResponse(
                 vectors=packed.astype("<f4", copy=False).tobytes(), dimensions=packed.shape[1],
                 vector_counts=[v.shape[0] for v in out.vectors], token_counts=out.token_counts,
-                compute_seconds=elapsed)
+                compute_seconds=elapsed, errors=_errors(out.errors))
         out, elapsed = self._call(context, len(texts), lambda: self._handler.embed(texts, opts))
         return runner_pb2.EmbedResponse(
             vectors=out.vectors.astype("<f4", copy=False).tobytes(), dimensions=out.vectors.shape[1],
-            token_counts=out.token_counts, compute_seconds=elapsed)
+            token_counts=out.token_counts, compute_seconds=elapsed, errors=_errors(out.errors))
 
     def Rerank(self, request, context):
         docs = list(request.documents)
@@ -58,7 +61,7 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
             request.query, docs, truncate=not request.refuse_long, raw=request.raw_scores,
             max_doc_tokens=request.max_doc_tokens or None))
         return runner_pb2.RerankResponse(scores=out.scores.tolist(), token_counts=out.token_counts,
-                                         compute_seconds=elapsed)
+                                         compute_seconds=elapsed, errors=_errors(out.errors))
 
     def _call(self, context, inputs: int, work: Callable):
         """Runs work, logs computed batches, and turns errors into gRPC statuses (no internals)."""
@@ -74,7 +77,7 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
             context.abort(grpc.StatusCode.INTERNAL, "the model failed on this batch")
         elapsed = time.perf_counter() - started
         if hasattr(out, "token_counts"):
-            self._logger.info("batch_done", request_id=request_id, inputs=inputs,
+            self._logger.info("batch_done", request_id=request_id, inputs=inputs, failed=len(out.errors),
                               tokens=sum(out.token_counts), compute_ms=round(elapsed * 1000, 3))
         return out, elapsed
 
@@ -84,13 +87,13 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
         return runner_pb2.TokenizeResponse(texts=[
             runner_pb2.TokenizedText(tokens=[runner_pb2.Token(id=t.id, text=t.text, special=t.special,
                                                               start=t.start, stop=t.stop) for t in tokens])
-            for tokens in out])
+            for tokens in out.texts], errors=_errors(out.errors))
 
     def Detokenize(self, request, context):
         sequences = [list(s.ids) for s in request.sequences]
         out, _ = self._call(context, len(sequences),
                             lambda: self._handler.detokenize(sequences, request.skip_special_tokens))
-        return runner_pb2.DetokenizeResponse(texts=out)
+        return runner_pb2.DetokenizeResponse(texts=out.texts, errors=_errors(out.errors))
 
     def Info(self, request, context):
         h = self._handler
@@ -107,3 +110,8 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
             vocab_size=h.vocab_size,
         )
 
+
+
+def _errors(failures: tuple[InputFailure, ...]) -> list[runner_pb2.InputError]:
+    """The handler's failed inputs as the reply's `errors`."""
+    return [runner_pb2.InputError(index=f.index, message=f.message, code=f.code) for f in failures]

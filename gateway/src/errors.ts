@@ -3,7 +3,7 @@
  * to a status once (http/error-envelope.ts) and the runner client maps gRPC statuses onto it
  * once (runners/grpc-errors.ts).
  */
-export const ERROR_KINDS = ['validation', 'not_found', 'too_large', 'overloaded', 'unavailable', 'auth', 'internal'] as const;
+export const ERROR_KINDS = ['validation', 'not_found', 'too_large', 'unsupported_media', 'overloaded', 'unavailable', 'auth', 'internal'] as const;
 
 /** A class of failure; decides the HTTP status and the OpenAI error `type`. */
 export type ErrorKind = (typeof ERROR_KINDS)[number];
@@ -32,5 +32,26 @@ export class ApiError extends Error {
     this.param = opts.param ?? null;
     this.code = opts.code ?? null;
     this.retryAfterS = opts.retryAfterS;
+  }
+}
+
+/**
+ * One input of a request could not be processed. `index` is its position in the inputs the
+ * service submitted; the service renumbers it into the client's own request before answering,
+ * since batching and caching change positions on the way.
+ */
+export class InputError extends ApiError {
+  readonly index: number;
+  readonly detail: string;
+
+  constructor(index: number, detail: string, code: string | null) {
+    super('validation', `input ${index} ${detail}`, { code });
+    this.index = index;
+    this.detail = detail;
+  }
+
+  /** The client-facing error, `<param>[<index>] <detail>`, in the client's own numbering. */
+  forClient(param: string, index: number): ApiError {
+    return new ApiError('validation', `${param}[${index}] ${this.detail}`, { param, code: this.code });
   }
 }

@@ -3,6 +3,8 @@ import { loadSettings, readDotenv, SettingsError, settingsHelp, type Settings } 
 import { buildApp } from './http/app.ts';
 import { createLogger } from './logger.ts';
 import { createMetrics } from './metrics/metrics.ts';
+import { tmpdir } from 'node:os';
+import { SocketDir } from './runners/socket-dir.ts';
 import { RunnerStartError } from './runners/supervisor.ts';
 import { ModelRegistry } from './services/model-registry.ts';
 
@@ -51,8 +53,16 @@ async function main(): Promise<void> {
   const logger = createLogger(settings.LOG_LEVEL);
   // Keys are secrets: the log says only how many there are.
   logger.info({ config: { ...settings, API_KEY: `${settings.API_KEY.length} key(s)` } }, 'runtime_config');
+  let sockets: SocketDir;
+  try {
+    sockets = new SocketDir(settings.SOCKET_DIR || tmpdir());
+  } catch (err) {
+    die(`cannot make a private socket folder in SOCKET_DIR=${settings.SOCKET_DIR || tmpdir()}: ${(err as Error).message}`);
+  }
+  // Every way out but SIGKILL passes here; the next start sweeps up after a SIGKILL.
+  process.on('exit', () => sockets.remove());
   const metrics = createMetrics();
-  const registry = new ModelRegistry(settings.MODELS.map((m) => catalog.get(m)!), settings, metrics, logger);
+  const registry = new ModelRegistry(settings.MODELS.map((m) => catalog.get(m)!), settings, sockets, metrics, logger);
   const app = buildApp({ settings, registry, metrics, logger });
 
   let stopping = false;
@@ -71,8 +81,7 @@ async function main(): Promise<void> {
     logger.info('shutdown_complete');
     process.exit(0);
   };
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
-  process.on('SIGINT', () => void shutdown('SIGINT'));
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, () => void shutdown(signal));
 
   // Listen first: a taken port fails in milliseconds rather than after the models load, and
   // /health can answer 503 while the runners warm up.
@@ -86,14 +95,16 @@ async function main(): Promise<void> {
     await registry.start();
   } catch (err) {
     if (stopping) return; // a signal during startup stopped the runners on purpose
-    if (err instanceof RunnerStartError) {
-      logger.fatal({ err: err.message }, 'runner_start_failed');
-      await app.close();
-      die(err.message);
-    }
-    throw err;
+    const message = err instanceof RunnerStartError ? err.message : `start-up failed: ${(err as Error).message}`;
+    logger.fatal({ err: message }, 'runner_start_failed');
+    await app.close();
+    die(message);
   }
   logger.info({ seconds: Math.round(performance.now() - started) / 1000 }, 'ready');
 }
 
-await main();
+try {
+  await main();
+} catch (err) {
+  die(`start-up failed: ${(err as Error).message}`);
+}

@@ -1,4 +1,9 @@
-"""The handler interface every catalog model implements, and what it returns."""
+"""The handler interface every catalog model implements, and what it returns.
+
+Every output is row-aligned with the call's inputs. An input the handler cannot process is
+listed in the output's `errors` and holds a placeholder row (zeros, empty, score 0, 0 tokens);
+the other rows are computed as if it were not there.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ import numpy as np
 import torch
 
 from ..catalog import CatalogEntry
-from ..errors import InvalidInput
+from ..errors import InputFailure, InvalidInput
 
 
 @dataclass(frozen=True)
@@ -59,35 +64,55 @@ class Token:
 
 @dataclass(frozen=True)
 class EmbedOutput:
-    """Dense vectors, row-aligned with the input texts."""
+    """Dense vectors, row-aligned with the inputs; a failed input's row is zeros."""
 
-    vectors: np.ndarray  # float32, shape (len(texts), dimensions)
+    vectors: np.ndarray  # float32, shape (len(inputs), dimensions)
     token_counts: list[int]
+    errors: tuple[InputFailure, ...] = ()
 
 
 @dataclass(frozen=True)
 class SparseOutput:
-    """Lexical weights per input: token ids and their weights, ids ascending."""
+    """Lexical weights per input: token ids and their weights, ids ascending; empty if failed."""
 
     indices: list[np.ndarray]  # uint32 per input
     values: list[np.ndarray]  # float32 per input
     token_counts: list[int]
+    errors: tuple[InputFailure, ...] = ()
 
 
 @dataclass(frozen=True)
 class MultiVectorOutput:
-    """One matrix of token vectors per input (ColBERT style)."""
+    """One matrix of token vectors per input (ColBERT style); no rows for a failed input."""
 
     vectors: list[np.ndarray]  # float32, shape (tokens_i, dimensions) per input
     token_counts: list[int]
+    errors: tuple[InputFailure, ...] = ()
 
 
 @dataclass(frozen=True)
 class ScoreOutput:
-    """One relevance score per document, in the documents' order."""
+    """One relevance score per document, in the documents' order; 0 for a failed document."""
 
     scores: np.ndarray  # float32, shape (len(documents),)
     token_counts: list[int]  # tokens of each (query, document) pair
+    errors: tuple[InputFailure, ...] = ()
+
+
+@dataclass(frozen=True)
+class TokenizeOutput:
+    """The tokens of each text; no tokens for a failed text."""
+
+    texts: list[list[Token]]
+    errors: tuple[InputFailure, ...] = ()
+
+
+@dataclass(frozen=True)
+class DetokenizeOutput:
+    """The text of each sequence of token ids; "" for a failed sequence."""
+
+    texts: list[str]
+    errors: tuple[InputFailure, ...] = ()
 
 
 class Handler(ABC):
@@ -138,12 +163,12 @@ class Handler(ABC):
         """Number of ids in the model's vocabulary; token-id inputs must be below it."""
 
     @abstractmethod
-    def tokenize(self, texts: list[str], add_special_tokens: bool) -> list[list[Token]]:
+    def tokenize(self, texts: list[str], add_special_tokens: bool) -> TokenizeOutput:
         """The model's tokenisation of each text, with spans."""
 
     @abstractmethod
-    def detokenize(self, sequences: list[list[int]], skip_special_tokens: bool) -> list[str]:
-        """Text for each sequence of token ids."""
+    def detokenize(self, sequences: list[list[int]], skip_special_tokens: bool) -> DetokenizeOutput:
+        """Text for each sequence of token ids; ids outside the vocabulary fail that sequence."""
 
     def embed(self, inputs: Inputs, opts: EmbedOptions) -> EmbedOutput:
         """Dense vectors; called off the event loop, in a worker thread."""

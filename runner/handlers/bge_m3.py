@@ -67,9 +67,9 @@ class BgeM3Handler(EncoderHandler):
             cls = self._model(**features).last_hidden_state[:, 0]
             return to_numpy_rows(F.normalize(cls, dim=-1) if opts.normalize else cls)
 
-        vectors = matryoshka(np.stack(self._run(batch, forward)), opts.dimensions, self._dimensions,
-                             self.matryoshka_dims, opts.normalize)
-        return EmbedOutput(vectors, batch.lengths)
+        rows = self._run(batch, forward, np.zeros(self._dimensions, np.float32))
+        vectors = matryoshka(np.stack(rows), opts.dimensions, self._dimensions, self.matryoshka_dims, opts.normalize)
+        return EmbedOutput(vectors, batch.lengths, batch.failures)
 
     def sparse(self, inputs: Inputs, opts: EmbedOptions) -> SparseOutput:
         batch = self.prepare(inputs, opts)
@@ -80,8 +80,8 @@ class BgeM3Handler(EncoderHandler):
             ids = features["input_ids"].cpu().numpy()
             return [self._lexical(ids[r], weights[r]) for r in range(ids.shape[0])]
 
-        rows = self._run(batch, forward)
-        return SparseOutput([r[0] for r in rows], [r[1] for r in rows], batch.lengths)
+        rows = self._run(batch, forward, (np.empty(0, np.uint32), np.empty(0, np.float32)))
+        return SparseOutput([r[0] for r in rows], [r[1] for r in rows], batch.lengths, batch.failures)
 
     def _lexical(self, ids: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         best: dict[int, float] = {}
@@ -102,4 +102,5 @@ class BgeM3Handler(EncoderHandler):
             keep = mask[:, 1:].bool().cpu().numpy()
             return [vecs[r][keep[r]] for r in range(vecs.shape[0])]
 
-        return MultiVectorOutput(self._run(batch, forward), batch.lengths)
+        rows = self._run(batch, forward, np.empty((0, self._colbert_dim), np.float32))
+        return MultiVectorOutput(rows, batch.lengths, batch.failures)

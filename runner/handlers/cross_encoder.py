@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from ..errors import ConfigError, InvalidInput
+from ..errors import INPUT_TOO_LONG, ConfigError, InputFailure, InvalidInput
 from .base import LoadContext, ScoreOutput
 from .encoder import EncoderHandler, Tokenized
 from .pair_template import PairTemplate
@@ -60,23 +60,28 @@ class CrossEncoderHandler(EncoderHandler):
         budget = room - len(q)
         if max_doc_tokens:
             budget = min(budget, max_doc_tokens)
+        failures = [] if truncate else [
+            InputFailure(i, f"does not fit with the query in {self.max_tokens} tokens; shorten it or allow truncation",
+                         INPUT_TOO_LONG)
+            for i, d in enumerate(docs) if len(d) > budget]
         ids, types = [], []
-        for i, d in enumerate(docs):
-            if len(d) > budget and not truncate:
-                raise InvalidInput(f"document {i} does not fit with the query in {self.max_tokens} tokens; "
-                                   "shorten it or allow truncation")
+        for d in docs:
             pair_ids, pair_types = self._template.join(q, d[:budget])
             ids.append(pair_ids)
             types.append(pair_types)
-        batch = Tokenized(ids, types if self._template.types is not None else None)
+        batch = Tokenized(ids, types if self._template.types is not None else None).with_failures(failures)
 
         def forward(features):
-            return list(self._model(**features).logits[:, 0].float().cpu().numpy())
+            return list(self._activate(self._model(**features).logits[:, 0].float().cpu().numpy(), raw))
 
-        scores = np.array(self._run(batch, forward), dtype=np.float32)
-        if not raw and self._activation == "sigmoid":
-            scores = 1.0 / (1.0 + np.exp(-scores))
-        return ScoreOutput(scores, batch.lengths)
+        scores = np.array(self._run(batch, forward, np.float32(0)), dtype=np.float32)
+        return ScoreOutput(scores, batch.lengths, batch.failures)
+
+    def _activate(self, logits: np.ndarray, raw: bool) -> np.ndarray:
+        """Calibrated scores from raw ones; per bucket, so a failed document's 0 stays 0."""
+        if raw or self._activation != "sigmoid":
+            return logits
+        return 1.0 / (1.0 + np.exp(-logits))
 
 
 def _activation(config) -> str:

@@ -6,26 +6,49 @@ import copy
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
 
-from ..errors import InvalidInput
-from .base import EmbedOptions, Handler, Inputs, LoadContext, Token
+from ..errors import EMPTY_INPUT, INVALID_TOKEN_IDS, InputFailure, InvalidInput, too_long
+from .base import DetokenizeOutput, EmbedOptions, Handler, Inputs, LoadContext, Token, TokenizeOutput
 from .length_buckets import length_buckets
 
 
 @dataclass(frozen=True)
 class Tokenized:
-    """Unpadded token ids of a batch, one list per input."""
+    """Unpadded token ids of a batch, one list per input; a failed input's list is empty."""
 
     ids: list[list[int]]
     type_ids: list[list[int]] | None
+    failures: tuple[InputFailure, ...] = ()
 
     @property
     def lengths(self) -> list[int]:
+        """Tokens per input, 0 for a failed one: what usage reports."""
         return [len(row) for row in self.ids]
+
+    @property
+    def computed_rows(self) -> list[int]:
+        """Indices of the inputs that go through the model."""
+        return rows_left(len(self.ids), self.failures)
+
+    def with_failures(self, failures: list[InputFailure]) -> "Tokenized":
+        """This batch with failures added; their ids are dropped, so they count no tokens."""
+        failed = {f.index for f in failures}
+
+        def keep(rows: list[list[int]]) -> list[list[int]]:
+            return [[] if i in failed else row for i, row in enumerate(rows)]
+
+        return Tokenized(keep(self.ids), None if self.type_ids is None else keep(self.type_ids),
+                         self.failures + tuple(failures))
+
+
+def rows_left(count: int, failures: Iterable[InputFailure]) -> list[int]:
+    """Indices of a call's inputs that did not fail, in order: the only ones worth computing."""
+    failed = {f.index for f in failures}
+    return [i for i in range(count) if i not in failed]
 
 
 class EncoderHandler(Handler):
@@ -69,7 +92,7 @@ class EncoderHandler(Handler):
             tok = self._local.tokenizer = copy.deepcopy(self._tokenizer)
         return tok
 
-    def tokenize(self, texts: list[str], add_special_tokens: bool) -> list[list[Token]]:
+    def tokenize(self, texts: list[str], add_special_tokens: bool) -> TokenizeOutput:
         tok = self.tokenizer()
         enc = tok(texts, add_special_tokens=add_special_tokens, return_offsets_mapping=True,
                   return_special_tokens_mask=True)
@@ -81,18 +104,25 @@ class EncoderHandler(Handler):
                 Token(i, piece if special else text[a:b], bool(special), 0 if special else a, 0 if special else b)
                 for i, piece, (a, b), special in zip(ids, pieces, spans, specials)
             ])
-        return result
+        return TokenizeOutput(result)
 
-    def detokenize(self, sequences: list[list[int]], skip_special_tokens: bool) -> list[str]:
-        self._check_ids(sequences)
-        return self.tokenizer().batch_decode(sequences, skip_special_tokens=skip_special_tokens)
+    def detokenize(self, sequences: list[list[int]], skip_special_tokens: bool) -> DetokenizeOutput:
+        failures = [f for i, seq in enumerate(sequences) if (f := self._vocabulary_failure(i, seq))]
+        rows = rows_left(len(sequences), failures)
+        decoded = self.tokenizer().batch_decode([sequences[i] for i in rows], skip_special_tokens=skip_special_tokens)
+        texts = [""] * len(sequences)
+        for i, text in zip(rows, decoded):
+            texts[i] = text
+        return DetokenizeOutput(texts, tuple(failures))
 
-    def _check_ids(self, sequences: list[list[int]]) -> None:
+    def _vocabulary_failure(self, index: int, seq: list[int]) -> InputFailure | None:
+        """The refusal of a sequence holding an id the model has no embedding for, if it does."""
         size = self.vocab_size
-        for i, seq in enumerate(sequences):
-            bad = next((t for t in seq if t >= size), None)
-            if bad is not None:
-                raise InvalidInput(f"input {i} has token id {bad}, outside this model's vocabulary of {size}")
+        bad = next((t for t in seq if t >= size), None)
+        if bad is None:
+            return None
+        return InputFailure(index, f"has token id {bad}, outside this model's vocabulary of {size}",
+                            INVALID_TOKEN_IDS)
 
     def prepare(self, inputs: Inputs, opts: EmbedOptions, prefix: str = "") -> Tokenized:
         """Token ids for a batch of texts (with an optional prompt prefix) or of ready-made ids."""
@@ -104,48 +134,57 @@ class EncoderHandler(Handler):
 
     def _from_ids(self, sequences: list[list[int]], opts: EmbedOptions) -> Tokenized:
         """Ids of the model's own vocabulary, used as given apart from truncation."""
-        self._check_ids(sequences)
-        cut = []
-        for i, seq in enumerate(sequences):
-            if not seq:
-                raise InvalidInput(f"input {i} has no tokens")
-            if len(seq) > self._max_tokens:
-                if not opts.truncate:
-                    raise InvalidInput(f"input {i} has {len(seq)} tokens, more than this model's "
-                                       f"{self._max_tokens}; shorten it or allow truncation")
-                seq = seq[-self._max_tokens:] if opts.truncate_side == "left" else seq[: self._max_tokens]
-            cut.append(list(seq))
+        failures = [f for i, seq in enumerate(sequences) if (f := self._ids_failure(i, seq, opts.truncate))]
+        limit = self._max_tokens
+        cut = [list(seq[-limit:] if opts.truncate_side == "left" else seq[:limit]) for seq in sequences]
         uses_types = "token_type_ids" in self._tokenizer.model_input_names
-        return Tokenized(cut, [[0] * len(s) for s in cut] if uses_types else None)
+        return Tokenized(cut, [[0] * len(s) for s in cut] if uses_types else None).with_failures(failures)
+
+    def _ids_failure(self, index: int, seq: list[int], truncate: bool) -> InputFailure | None:
+        """Why a sequence of token ids cannot be embedded, if it cannot."""
+        if not seq:
+            return InputFailure(index, "has no tokens", EMPTY_INPUT)
+        if len(seq) > self._max_tokens and not truncate:
+            return too_long(index, len(seq), self._max_tokens)
+        return self._vocabulary_failure(index, seq)
 
     def encode_texts(self, texts: list[str], truncate: bool, side: str = "right") -> Tokenized:
-        """Token ids cut at max_tokens, or an InvalidInput naming the first input that is too long."""
-        if not texts:
-            raise InvalidInput("texts must not be empty")
+        """Token ids cut at max_tokens; without truncate, longer texts fail instead."""
         tok = self.tokenizer()
         tok.truncation_side = side  # this thread's own copy
         enc = tok(texts, truncation=True, max_length=self._max_tokens, padding=False,
                   return_attention_mask=False)
-        result = Tokenized(enc["input_ids"], enc.get("token_type_ids"))
-        if not truncate:
-            # Only inputs that reached the limit can have been cut; count those in full.
-            for i, n in enumerate(result.lengths):
-                if n == self._max_tokens:
-                    full = len(tok(texts[i])["input_ids"])
-                    if full > self._max_tokens:
-                        raise InvalidInput(
-                            f"input {i} has {full} tokens, more than this model's {self._max_tokens}; "
-                            "shorten it or allow truncation")
-        return result
+        batch = Tokenized(enc["input_ids"], enc.get("token_type_ids"))
+        return batch if truncate else batch.with_failures(self._overlong_texts(tok, texts, batch.lengths))
 
-    def _run(self, batch: Tokenized, forward: Callable[[dict[str, torch.Tensor]], list[Any]]) -> list[Any]:
-        """Runs forward on each length bucket on the compute thread; results in input order."""
-        buckets = length_buckets(batch.lengths, self._ctx.max_batch_tokens)
+    def _overlong_texts(self, tok, texts: list[str], lengths: list[int]) -> list[InputFailure]:
+        """Refusals for the texts truncation cut; only those that reached the limit can have been."""
+        failures = []
+        for i, n in enumerate(lengths):
+            if n == self._max_tokens:
+                full = len(tok(texts[i])["input_ids"])
+                if full > self._max_tokens:
+                    failures.append(too_long(i, full, self._max_tokens))
+        return failures
+
+    def _run(self, batch: Tokenized, forward: Callable[[dict[str, torch.Tensor]], list[Any]],
+             placeholder: Any) -> list[Any]:
+        """Runs forward on each length bucket on the compute thread; results in input order.
+
+        Only the inputs that did not fail are computed, so they get exactly the buckets they
+        would get alone; each failed input's result is placeholder. With no input left, the
+        compute thread is not even asked.
+        """
+        out: list[Any] = [placeholder] * len(batch.ids)
+        rows = batch.computed_rows
+        if not rows:
+            return out
+        buckets = [[rows[k] for k in bucket]
+                   for bucket in length_buckets([batch.lengths[i] for i in rows], self._ctx.max_batch_tokens)]
         tok = self.tokenizer()
         padded = [self._pad(bucket, batch, tok.pad_token_id, tok.padding_side) for bucket in buckets]
 
         def compute() -> list[Any]:
-            out: list[Any] = [None] * len(batch.ids)
             with torch.inference_mode():
                 for bucket, features in zip(buckets, padded):
                     for row, value in zip(bucket, forward(features)):

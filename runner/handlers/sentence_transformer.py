@@ -89,9 +89,10 @@ class SentenceTransformerHandler(EncoderHandler):
         else:
             batch = self.prepare(inputs, opts)  # ids: no prompt, by definition
         normalize = self._normalize and opts.normalize
-        vectors = np.stack(self._run(batch, lambda features: self._forward(features, normalize)))
-        vectors = matryoshka(vectors, opts.dimensions, self._dimensions, self.matryoshka_dims, normalize)
-        return EmbedOutput(vectors, batch.lengths)
+        rows = self._run(batch, lambda features: self._forward(features, normalize),
+                         np.zeros(self._dimensions, np.float32))
+        vectors = matryoshka(np.stack(rows), opts.dimensions, self._dimensions, self.matryoshka_dims, normalize)
+        return EmbedOutput(vectors, batch.lengths, batch.failures)
 
     def _prompt_text(self, name: str | None) -> str:
         """The text prepended to each input, as sentence-transformers' encode(prompt_name=...)."""

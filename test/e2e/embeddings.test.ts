@@ -1,8 +1,6 @@
-import { execFileSync } from 'node:child_process';
-import { join } from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cosine, MODEL, ROOT, type RunningServer, startServer } from './server.ts';
+import { cosine, MODEL, reference, type RunningServer, startServer } from './server.ts';
 
 const TEXTS = [
   'hello world',
@@ -11,14 +9,6 @@ const TEXTS = [
   'Ünïcödé, emoji 🚀 and CJK 漢字 survive the trip.',
   'A long passage. '.repeat(200), // far past the 256-token limit: truncated like the reference
 ];
-
-function reference(texts: string[]): number[][] {
-  const out = execFileSync(join(ROOT, '.venv/bin/python'), ['test/e2e/reference_embed.py', join(ROOT, 'models', MODEL)], {
-    cwd: ROOT, input: JSON.stringify(texts), env: { ...process.env, HF_HUB_OFFLINE: '1', TRANSFORMERS_VERBOSITY: 'error', HF_HUB_DISABLE_PROGRESS_BARS: '1' },
-  });
-  return JSON.parse(out.toString()) as number[][];
-}
-
 
 async function post(server: RunningServer, path: string, body: unknown, headers: Record<string, string> = {}) {
   const res = await fetch(server.url + path, {

@@ -111,3 +111,34 @@ describe('SIGTERM while a request is in flight', () => {
     expect(logLines(server, 'shutdown_complete')).toHaveLength(1);
   });
 });
+
+describe('restart policy', () => {
+  it('resets the backoff once a restarted runner has served, and holds down a runner that keeps failing without serving', async () => {
+    const server = await startServer({ EMBEDDING_CACHE_SIZE: '0', WARMUP_STEPS: '0', RUNNER_RESTART_LIMIT: '2', RUNNER_HOLD_DOWN_S: '600' });
+    const killAndWait = async (state: 'ready' | 'held_down') => {
+      const pids = runnerPids(server);
+      process.kill(pids.at(-1)!, 'SIGKILL');
+      const deadline = Date.now() + 60_000;
+      for (;;) {
+        const health = (await (await fetch(`${server.url}/health`)).json()) as any;
+        const runner = health.models[MODEL][0];
+        if (runner.state === state && (state !== 'ready' || runnerPids(server).length > pids.length)) return runner;
+        expect(Date.now()).toBeLessThan(deadline);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    };
+    // Crash, serve, crash: the call in between resets the count, so the limit of 2 is not reached.
+    await killAndWait('ready');
+    expect((await embed(server, ['served after the first crash'])).status).toBe(200);
+    await killAndWait('ready');
+    // Crash again without serving: two failures in a row, so the runner is held down with its reason.
+    const held = await killAndWait('held_down');
+    expect(held.reason).toMatch(/^held down for 600s after 2 failures in a row without serving; last: exited with signal SIGKILL/);
+    const res = await embed(server, ['refused while held down']);
+    expect(res.status).toBe(503);
+    expect(res.body.error.message).toContain('held down');
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metrics).toContain(`runner_held_down{model="${MODEL}",device="auto"} 1`);
+    expect(await server.stop()).toBe(0);
+  });
+});

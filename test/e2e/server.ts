@@ -1,5 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** Repository root, where the gateway is started from. */
@@ -98,4 +99,12 @@ export function alive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** sentence-transformers' own vectors for the texts, on the weights the runner loads. */
+export function reference(texts: string[]): number[][] {
+  const out = execFileSync(join(ROOT, '.venv/bin/python'), ['test/e2e/reference_embed.py', join(ROOT, 'models', MODEL)], {
+    cwd: ROOT, input: JSON.stringify(texts), env: { ...process.env, HF_HUB_OFFLINE: '1', TRANSFORMERS_VERBOSITY: 'error', HF_HUB_DISABLE_PROGRESS_BARS: '1' },
+  });
+  return JSON.parse(out.toString()) as number[][];
 }

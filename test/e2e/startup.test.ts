@@ -42,6 +42,13 @@ describe('gateway startup', () => {
     expect(res.ms).toBeLessThan(60_000);
   });
 
+  it('names the interpreter and the OS error when the runner cannot be spawned', () => {
+    const res = gateway({ MODELS: MODEL, RUNNER_PYTHON: '/nonexistent/python3' });
+    expect(res.status).toBe(2);
+    expect(res.stderr).toContain("RUNNER_PYTHON '/nonexistent/python3' failed with ENOENT");
+    expect(res.stderr).not.toContain('undefined');
+  });
+
   it('prints the settings with --help', () => {
     const res = gateway({}, ['--help']);
     expect(res.status).toBe(0);

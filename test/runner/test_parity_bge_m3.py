@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from references import m3_embedder
-from runner.errors import ConfigError, InvalidInput
-from runner.handlers.base import EmbedOptions
+from runner.errors import ConfigError
+from runner.handlers.base import EmbedOptions, SparseOutput
 
 TEXTS = [
     "hello world",
@@ -61,8 +61,28 @@ def test_colbert_matches(ours, reference):
 def test_capabilities_and_limits(ours):
     assert set(ours.capabilities) == {"text-embedding", "sparse-embedding", "multi-vector"}
     assert ours.max_tokens == 512  # the stand-in has 514 positions; the real model has 8194
-    with pytest.raises(InvalidInput, match="more than this model's 512"):
-        ours.embed(TEXTS, EmbedOptions(truncate=False))
+
+
+def rows(out) -> list[np.ndarray]:
+    """One array per input, whatever the kind of output."""
+    if isinstance(out, SparseOutput):
+        return [np.concatenate([i.astype(np.float32), v]) for i, v in zip(out.indices, out.values)]
+    return list(out.vectors)
+
+
+@pytest.mark.parametrize("kind", ["embed", "sparse", "multi_vector"])
+def test_a_text_too_long_fails_alone_in_every_kind(ours, kind):
+    opts = EmbedOptions(truncate=False)
+    mixed = getattr(ours, kind)(TEXTS, opts)
+    alone = getattr(ours, kind)(TEXTS[:4], opts)
+    assert [(f.index, f.code) for f in mixed.errors] == [(4, "input_too_long")]
+    assert "more than this model's 512; shorten it or allow truncation" in mixed.errors[0].message
+    assert mixed.token_counts == alone.token_counts + [0]
+    for got, want in zip(rows(mixed), rows(alone)):
+        assert np.array_equal(got, want)
+    placeholder = rows(mixed)[4]
+    assert placeholder.shape == {"embed": (ours.dimensions,), "sparse": (0,), "multi_vector": (0, 64)}[kind]
+    assert not placeholder.any()
 
 
 @pytest.mark.parametrize("head", ["colbert_linear.pt", "sparse_linear.pt"])

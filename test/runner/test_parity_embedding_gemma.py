@@ -69,6 +69,15 @@ def test_unsupported_size_and_prompt_are_refused(ours):
         ours.embed(TEXTS, EmbedOptions(prompt_name="nope"))
 
 
+def test_bad_inputs_get_zero_rows_of_the_requested_size(ours):
+    good = [2, 100, 7]
+    opts = EmbedOptions(prompt_name="query", dimensions=16)
+    out = ours.embed([[ours.vocab_size], good, []], opts)
+    assert [f.code for f in out.errors] == ["invalid_token_ids", "empty_input"]
+    assert out.vectors.shape == (3, 16) and not out.vectors[[0, 2]].any()
+    assert np.array_equal(out.vectors[1], ours.embed([good], opts).vectors[0])
+
+
 def test_prompt_tokens_count_in_usage(ours):
     plain = ours.embed(["hello"], EmbedOptions()).token_counts[0]
     prompted = ours.embed(["hello"], EmbedOptions(prompt_name="query")).token_counts[0]

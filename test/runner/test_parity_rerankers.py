@@ -55,8 +55,23 @@ def test_only_the_document_side_is_truncated(marco):
     # point changes nothing.
     longer = marco.score(QUERY, [DOCS[3] + " extra words at the end"], truncate=True, raw=True)
     assert np.isclose(longer.scores[0], out.scores[3])
-    with pytest.raises(InvalidInput, match="document 3 does not fit"):
-        marco.score(QUERY, DOCS, truncate=False, raw=True)
+
+
+@pytest.mark.parametrize("raw", [True, False])
+def test_a_document_too_long_fails_alone(bge, raw):
+    """Score 0 even where the activation would turn a 0 logit into 0.5."""
+    mixed = bge.score(QUERY, DOCS, truncate=False, raw=raw)
+    alone = bge.score(QUERY, DOCS[:3], truncate=False, raw=raw)
+    assert [(f.index, f.code, f.message) for f in mixed.errors] == [
+        (3, "input_too_long", "does not fit with the query in 512 tokens; shorten it or allow truncation")]
+    assert mixed.scores[3] == 0 and mixed.token_counts[3] == 0
+    assert np.array_equal(mixed.scores[:3], alone.scores)
+    assert mixed.token_counts[:3] == alone.token_counts
+
+
+def test_a_query_too_long_fails_the_whole_call(marco):
+    with pytest.raises(InvalidInput, match="the query has"):
+        marco.score(QUERY * 100, DOCS[:2], truncate=False, raw=True)
 
 
 def test_rerankers_do_not_embed(marco):

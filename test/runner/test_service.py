@@ -1,11 +1,13 @@
-"""The gRPC servicer in process, over a real unix socket, with a fake handler (no model)."""
+"""The gRPC server in process, over a real unix socket, with a fake handler (no model)."""
 
 from __future__ import annotations
 
 import json
+import os
+import stat
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import grpc
 import numpy as np
@@ -14,29 +16,52 @@ import pytest
 import torch
 
 from runner._proto import runner_pb2, runner_pb2_grpc
-from runner.errors import InvalidInput
-from runner.handlers.base import EmbedOutput, Handler
+from runner.errors import InputFailure, InvalidInput
+from runner.handlers.base import (DetokenizeOutput, EmbedOutput, Handler, MultiVectorOutput, ScoreOutput,
+                                  SparseOutput, Token, TokenizeOutput)
 from runner.logs import JsonLogger
-from runner.server import ServeOptions, build_server, make_pool, warm_up
-from runner.service import RunnerService
+from runner import server as server_module
+from runner.server import ServeOptions, build_server, make_pool, serve, socket_path, warm_up
+
+SECRET = "3f9a1c0d5e7b2468"
+#: What the fake handler refuses, wherever it appears in a call.
+TOO_LONG = "too long"
+
+
+def refused(index: int) -> InputFailure:
+    return InputFailure(index, "has 9 tokens, more than this model's 8; shorten it or allow truncation",
+                        "input_too_long")
 
 
 class FakeHandler(Handler):
+    """Computes every kind in three dimensions, but lists only dense, which is what warmup runs.
+
+    Inputs equal to TOO_LONG fail, and so do sequences with ids outside the vocabulary.
+    """
+
     capabilities = ("text-embedding",)
     dimensions = 3
     max_tokens = 8
     dtype = torch.float32
     vocab_size = 10
 
-    def tokenize(self, texts, add_special_tokens):
-        return [[]]
-
-    def detokenize(self, sequences, skip_special_tokens):
-        return [""]
-
     def __init__(self) -> None:
         self.threads: set[int] = set()
         self.calls = 0
+
+    @staticmethod
+    def failures(inputs) -> tuple[InputFailure, ...]:
+        return tuple(refused(i) for i, x in enumerate(inputs) if x == TOO_LONG)
+
+    def tokenize(self, texts, add_special_tokens):
+        return TokenizeOutput([[] if t == TOO_LONG else [Token(1, t, False, 0, len(t))] for t in texts],
+                              self.failures(texts))
+
+    def detokenize(self, sequences, skip_special_tokens):
+        bad = [i for i, s in enumerate(sequences) if max(s) >= self.vocab_size]
+        return DetokenizeOutput(["" if i in bad else "x" * len(s) for i, s in enumerate(sequences)], tuple(
+            InputFailure(i, "has token id 99, outside this model's vocabulary of 10", "invalid_token_ids")
+            for i in bad))
 
     def embed(self, texts, opts):
         self.threads.add(threading.get_ident())
@@ -45,22 +70,60 @@ class FakeHandler(Handler):
             raise RuntimeError("secret internal detail")
         if texts == ["bad"]:
             raise InvalidInput("bad input")
-        vectors = np.array([[len(t), i, -1.5] for i, t in enumerate(texts)], dtype=np.float32)
-        return EmbedOutput(vectors, [len(t) + 2 for t in texts])
+        vectors = np.array([[0, 0, 0] if t == TOO_LONG else [len(t), i, -1.5] for i, t in enumerate(texts)],
+                           dtype=np.float32)
+        return EmbedOutput(vectors, [0 if t == TOO_LONG else len(t) + 2 for t in texts], self.failures(texts))
+
+    def sparse(self, texts, opts):
+        rows = [np.array([], np.uint32) if t == TOO_LONG else np.array([1, 4], np.uint32) for t in texts]
+        return SparseOutput(rows, [r.astype(np.float32) for r in rows], [len(r) for r in rows],
+                            self.failures(texts))
+
+    def multi_vector(self, texts, opts):
+        rows = [np.ones((0 if t == TOO_LONG else 2, 3), np.float32) for t in texts]
+        return MultiVectorOutput(rows, [len(r) for r in rows], self.failures(texts))
+
+    def score(self, query, documents, truncate, raw, max_doc_tokens=None):
+        scores = np.array([0 if d == TOO_LONG else 0.5 for d in documents], np.float32)
+        return ScoreOutput(scores, [0 if d == TOO_LONG else 3 for d in documents], self.failures(documents))
+
+
+class Bearer(grpc.UnaryUnaryClientInterceptor):
+    """What the gateway does: the runner's secret on every call."""
+
+    def __init__(self, token: str) -> None:
+        self._header = ("authorization", f"Bearer {token}")
+
+    def intercept_unary_unary(self, continuation, details, request):
+        return continuation(details._replace(metadata=[*(details.metadata or ()), self._header]), request)
+
+
+@contextmanager
+def serving(tmp_path, handler=None, workers=2):
+    """A started server around handler (a FakeHandler by default); yields its address."""
+    address = f"unix://{tmp_path}/r.sock"
+    pool = make_pool(workers)
+    server, health_servicer = build_server("fake", "cpu", handler or FakeHandler(), pool, address,
+                                           SECRET, JsonLogger("info", model="fake"))
+    server.start()
+    health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    try:
+        yield address
+    finally:
+        server.stop(None)
+        pool.shutdown(wait=False)
+
+
+@contextmanager
+def channel(address: str, token: str = SECRET):
+    """A channel that sends token as the gateway sends the runner's secret."""
+    with grpc.insecure_channel(address) as plain:
+        yield grpc.intercept_channel(plain, Bearer(token))
 
 
 def call(tmp_path, capsys, fn):
-    server = grpc.server(ThreadPoolExecutor(2))
-    runner_pb2_grpc.add_RunnerServicer_to_server(
-        RunnerService("fake", "cpu", FakeHandler(), JsonLogger("info", model="fake")), server)
-    address = f"unix://{tmp_path}/r.sock"
-    server.add_insecure_port(address)
-    server.start()
-    try:
-        with grpc.insecure_channel(address) as channel:
-            return fn(runner_pb2_grpc.RunnerStub(channel))
-    finally:
-        server.stop(None)
+    with serving(tmp_path) as address, channel(address) as ch:
+        return fn(runner_pb2_grpc.RunnerStub(ch))
 
 
 def test_embed_packs_little_endian_float32(tmp_path, capsys):
@@ -122,20 +185,127 @@ def test_health_is_answered_while_every_worker_is_busy(tmp_path):
             release.wait(timeout=30)
             return super().embed(texts, opts)
 
-    pool = make_pool(workers=1)
-    address = f"unix://{tmp_path}/busy.sock"
-    server, health_servicer = build_server("fake", "cpu", Slow(), pool, address, JsonLogger("warn"))
-    server.start()
-    health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     try:
-        with grpc.insecure_channel(address) as channel:
-            busy = runner_pb2_grpc.RunnerStub(channel).Embed.future(runner_pb2.EmbedRequest(texts=["x"]))
+        with serving(tmp_path, Slow(), workers=1) as address, channel(address) as ch:
+            busy = runner_pb2_grpc.RunnerStub(ch).Embed.future(runner_pb2.EmbedRequest(texts=["x"]))
             time.sleep(0.2)
-            status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
+            status = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=2)
             assert status.status == health_pb2.HealthCheckResponse.SERVING
             assert not busy.done()
             release.set()
             assert busy.result(timeout=10).dimensions == 3
     finally:
         release.set()
-        server.stop(None)
+
+
+def test_failed_inputs_get_placeholder_rows_and_the_call_succeeds(tmp_path, capsys):
+    reply = call(tmp_path, capsys, lambda stub: stub.Embed(runner_pb2.EmbedRequest(texts=["ab", TOO_LONG, "c"])))
+    assert list(reply.errors) == [runner_pb2.InputError(index=1, message=refused(1).message, code="input_too_long")]
+    vectors = np.frombuffer(reply.vectors, dtype="<f4").reshape(3, 3)
+    assert vectors.tolist() == [[2, 0, -1.5], [0, 0, 0], [1, 2, -1.5]]
+    assert list(reply.token_counts) == [4, 0, 3]
+    batch = next(json.loads(line) for line in capsys.readouterr().out.splitlines() if "batch_done" in line)
+    assert batch["failed"] == 1
+
+
+@pytest.mark.parametrize("rpc, message, rows", [
+    ("Embed", runner_pb2.EmbedRequest(texts=["a", "b", TOO_LONG], kind=runner_pb2.SPARSE),
+     lambda r: [len(v.indices) for v in r.sparse]),
+    ("Embed", runner_pb2.EmbedRequest(texts=["a", "b", TOO_LONG], kind=runner_pb2.MULTI_VECTOR),
+     lambda r: list(r.vector_counts)),
+    ("Rerank", runner_pb2.RerankRequest(query="q", documents=["a", "b", TOO_LONG]),
+     lambda r: [bool(s) for s in r.scores]),
+    ("Tokenize", runner_pb2.TokenizeRequest(texts=["a", "b", TOO_LONG]),
+     lambda r: [len(t.tokens) for t in r.texts]),
+    ("Detokenize", runner_pb2.DetokenizeRequest(sequences=[runner_pb2.TokenIds(ids=s) for s in ([1], [2, 3], [99])]),
+     lambda r: list(r.texts)),
+], ids=["sparse", "multi-vector", "rerank", "tokenize", "detokenize"])
+def test_every_call_lists_its_failed_inputs(tmp_path, capsys, rpc, message, rows):
+    handler_says = {"Detokenize": ("has token id 99, outside this model's vocabulary of 10", "invalid_token_ids")}
+    reply = call(tmp_path, capsys, lambda stub: getattr(stub, rpc)(message))
+    want = handler_says.get(rpc, (refused(2).message, "input_too_long"))
+    assert [(e.index, e.message, e.code) for e in reply.errors] == [(2, *want)]
+    assert len(rows(reply)) == 3 and not rows(reply)[2] and all(rows(reply)[:2])
+
+
+def test_multi_vector_with_every_input_failed_keeps_its_width(tmp_path, capsys):
+    reply = call(tmp_path, capsys, lambda stub: stub.Embed(
+        runner_pb2.EmbedRequest(texts=[TOO_LONG, TOO_LONG], kind=runner_pb2.MULTI_VECTOR)))
+    assert (reply.vectors, reply.dimensions, list(reply.vector_counts)) == (b"", 3, [0, 0])
+    assert [e.index for e in reply.errors] == [0, 1]
+
+
+@pytest.mark.parametrize("token", ["", "wrong", SECRET[:-1], SECRET + "0"])
+def test_calls_without_the_secret_are_refused(tmp_path, token):
+    with serving(tmp_path) as address:
+        with grpc.insecure_channel(address) as plain:
+            ch = grpc.intercept_channel(plain, Bearer(token)) if token else plain
+            for rpc in (lambda: runner_pb2_grpc.RunnerStub(ch).Info(runner_pb2.InfoRequest()),
+                        lambda: health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest())):
+                with pytest.raises(grpc.RpcError) as info:
+                    rpc()
+                assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+                assert SECRET not in info.value.details()
+
+
+def test_the_secret_without_bearer_is_refused(tmp_path):
+    with serving(tmp_path) as address, grpc.insecure_channel(address) as plain:
+        with pytest.raises(grpc.RpcError) as info:
+            runner_pb2_grpc.RunnerStub(plain).Info(runner_pb2.InfoRequest(), metadata=[("authorization", SECRET)])
+    assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_health_checks_with_the_secret_are_answered(tmp_path):
+    with serving(tmp_path) as address, channel(address) as ch:
+        status = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=5)
+    assert status.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_the_socket_file_is_private_to_its_user(tmp_path):
+    with serving(tmp_path) as address:
+        mode = stat.S_IMODE(os.stat(socket_path(address)).st_mode)
+    assert mode == 0o600
+
+
+def test_the_socket_file_is_private_from_the_moment_it_exists(tmp_path, monkeypatch):
+    """The umask alone already makes it private; the chmod after binding only restates that."""
+    monkeypatch.setattr(server_module.Path, "chmod", lambda *_: None)
+    with serving(tmp_path) as address:
+        assert stat.S_IMODE(os.stat(socket_path(address)).st_mode) & 0o077 == 0
+
+
+def test_a_failure_after_binding_removes_the_socket_file(tmp_path, monkeypatch):
+    socket = tmp_path / "r0.sock"
+    servers = []
+
+    class Unstartable:
+        def start(self):
+            assert socket.exists()  # bound: the file is there
+            raise RuntimeError("cannot start")
+
+    def build_unstartable(*args):
+        server, health_servicer = build_server(*args)
+        servers.append(server)
+        return Unstartable(), health_servicer
+
+    monkeypatch.setattr(server_module, "build_server", build_unstartable)
+    monkeypatch.setattr(server_module.signal, "signal", lambda *_: None)  # keep pytest's own handlers
+    opts = ServeOptions(socket=f"unix://{socket}", workers=1, warmup=False, warmup_batch_size=1, warmup_steps=0)
+    try:
+        with pytest.raises(RuntimeError, match="cannot start"):
+            serve("fake", "cpu", FakeHandler(), opts, SECRET, JsonLogger("warn"))
+        assert not socket.exists()
+    finally:
+        for server in servers:
+            server.stop(None)
+
+
+@pytest.mark.parametrize("address, path", [
+    ("unix:///run/x/r0.sock", "/run/x/r0.sock"),
+    ("unix:relative/r0.sock", "relative/r0.sock"),
+    ("unix:/abs/r0.sock", "/abs/r0.sock"),
+    ("localhost:50051", None),
+])
+def test_socket_path_reads_both_unix_address_forms(address, path):
+    got = socket_path(address)
+    assert (str(got) if got else None) == path

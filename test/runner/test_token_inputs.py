@@ -8,6 +8,10 @@ import pytest
 from runner.errors import InvalidInput
 from runner.handlers.base import EmbedOptions
 
+INPUT_TOO_LONG = "input_too_long"
+LONG = "many words " * 300  # 602 tokens, past MiniLM's 256
+LONG_REFUSED = (INPUT_TOO_LONG, "has 602 tokens, more than this model's 256; shorten it or allow truncation")
+
 
 @pytest.fixture(scope="module")
 def minilm(load, minilm_dir):
@@ -16,25 +20,73 @@ def minilm(load, minilm_dir):
 
 def test_model_vocabulary_ids_give_the_text_vectors(minilm):
     texts = ["hello world", "token ids of the model's own vocabulary"]
-    ids = [[t.id for t in tokens] for tokens in minilm.tokenize(texts, add_special_tokens=True)]
+    ids = [[t.id for t in tokens] for tokens in minilm.tokenize(texts, add_special_tokens=True).texts]
     from_text = minilm.embed(texts, EmbedOptions())
     from_ids = minilm.embed(ids, EmbedOptions())
     assert np.allclose(from_text.vectors, from_ids.vectors, atol=1e-6)
     assert from_ids.token_counts == [len(i) for i in ids]
 
 
-def test_ids_outside_the_vocabulary_are_refused(minilm):
-    with pytest.raises(InvalidInput, match="token id 999999, outside this model's vocabulary of 30522"):
-        minilm.embed([[101, 999999, 102]], EmbedOptions())
+def failures(out) -> list[tuple[int, str, str]]:
+    return [(f.index, f.code, f.message) for f in out.errors]
+
+
+def test_bad_token_ids_fail_only_their_own_input(minilm):
+    out = minilm.embed([[101, 7592, 102], [101, 999999, 102], [], [101, 2088, 102]], EmbedOptions())
+    assert failures(out) == [(1, "invalid_token_ids", "has token id 999999, outside this model's vocabulary of 30522"),
+                             (2, "empty_input", "has no tokens")]
+    assert out.token_counts == [3, 0, 0, 3]
+    assert out.vectors.shape == (4, 384) and not out.vectors[[1, 2]].any()
+    alone = minilm.embed([[101, 7592, 102], [101, 2088, 102]], EmbedOptions()).vectors
+    assert np.array_equal(out.vectors[[0, 3]], alone)
+
+
+def test_a_text_too_long_fails_alone_when_truncation_is_refused(minilm):
+    texts = ["short one", LONG, "another short text", "x"]
+    out = minilm.embed(texts, EmbedOptions(truncate=False))
+    assert failures(out) == [(1, *LONG_REFUSED)]
+    assert out.token_counts[1] == 0 and not out.vectors[1].any()
+    alone = minilm.embed(texts[:1] + texts[2:], EmbedOptions(truncate=False))
+    assert np.array_equal(out.vectors[[0, 2, 3]], alone.vectors)
+    assert [n for i, n in enumerate(out.token_counts) if i != 1] == alone.token_counts
+
+
+def test_ids_too_long_fail_alone_when_truncation_is_refused(minilm):
+    out = minilm.embed([[101] + [2088] * 300 + [102], [101, 2088, 102]], EmbedOptions(truncate=False))
+    assert failures(out) == [(0, INPUT_TOO_LONG, "has 302 tokens, more than this model's 256; shorten it or "
+                                                 "allow truncation")]
+    assert minilm.embed([[101] * 300], EmbedOptions()).token_counts == [256]  # truncation allowed: cut
+
+
+def test_a_call_of_only_bad_inputs_succeeds_without_the_model(minilm, monkeypatch):
+    monkeypatch.setattr(minilm, "_model", None)  # any forward pass would now raise
+    out = minilm.embed([[], [999999], [5] * 300], EmbedOptions(truncate=False))
+    assert [f.code for f in out.errors] == ["empty_input", "invalid_token_ids", INPUT_TOO_LONG]
+    assert out.vectors.shape == (3, 384) and not out.vectors.any()
+    assert out.token_counts == [0, 0, 0]
+
+
+def test_what_every_input_shares_still_fails_the_call(minilm):
+    with pytest.raises(InvalidInput, match="unknown prompt_name 'nope'"):
+        minilm.embed([LONG], EmbedOptions(prompt_name="nope", truncate=False))
+    with pytest.raises(InvalidInput, match="dimensions=12 is not supported"):
+        minilm.embed([[999999]], EmbedOptions(dimensions=12))
+
+
+def test_detokenize_fails_only_sequences_outside_the_vocabulary(minilm):
+    out = minilm.detokenize([[7592], [7592, 999999], [], [2088]], skip_special_tokens=True)
+    assert out.texts == ["hello", "", "", "world"]
+    assert failures(out) == [(1, "invalid_token_ids", "has token id 999999, outside this model's vocabulary of 30522")]
+    assert minilm.detokenize([[30522]], skip_special_tokens=True).texts == [""]
 
 
 def test_tokenize_gives_spans_and_detokenize_inverts_it(minilm):
     text = "Hello, world!"
-    tokens = minilm.tokenize([text], add_special_tokens=True)[0]
+    tokens = minilm.tokenize([text], add_special_tokens=True).texts[0]
     assert tokens[0].special and tokens[0].text == "[CLS]"
     assert [t.text for t in tokens[1:-1]] == [text[t.start:t.stop] for t in tokens[1:-1]] == ["Hello", ",", "world", "!"]
     ids = [t.id for t in tokens]
-    assert minilm.detokenize([ids], skip_special_tokens=True) == ["hello, world!"]
+    assert minilm.detokenize([ids], skip_special_tokens=True).texts == ["hello, world!"]
 
 
 def test_left_truncation_keeps_the_end(minilm):

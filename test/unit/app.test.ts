@@ -1,20 +1,5 @@
-import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { catalogEntrySchema } from '../../gateway/src/config/catalog.ts';
-import { loadSettings } from '../../gateway/src/config/settings.ts';
-import { buildApp } from '../../gateway/src/http/app.ts';
-import { createMetrics } from '../../gateway/src/metrics/metrics.ts';
-import { ModelRegistry } from '../../gateway/src/services/model-registry.ts';
-
-// Runners are never started here: this covers the HTTP layer's own answers while a model is
-// not ready yet. The end-to-end suites cover the served path.
-function app(env: Record<string, string> = {}) {
-  const settings = loadSettings({ argv: [], env: { MODELS: 'm1,m2', ...env } });
-  const metrics = createMetrics();
-  const logger = pino({ level: 'silent' });
-  const entries = settings.MODELS.map((name) => catalogEntrySchema.parse({ name, hf_repo_id: 'x/y', handler: 'a.B' }));
-  return buildApp({ settings, registry: new ModelRegistry(entries, settings, metrics, logger), metrics, logger });
-}
+import { testApp as app } from './test-app.ts';
 
 let current: ReturnType<typeof app> | undefined;
 afterEach(async () => current?.close());

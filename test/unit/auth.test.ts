@@ -1,19 +1,8 @@
-import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { catalogEntrySchema } from '../../gateway/src/config/catalog.ts';
-import { loadSettings } from '../../gateway/src/config/settings.ts';
-import { buildApp } from '../../gateway/src/http/app.ts';
 import { OPERATIONS } from '../../gateway/src/http/openapi.ts';
-import { createMetrics } from '../../gateway/src/metrics/metrics.ts';
-import { ModelRegistry } from '../../gateway/src/services/model-registry.ts';
+import { testApp } from './test-app.ts';
 
-function app(env: Record<string, string>) {
-  const settings = loadSettings({ argv: [], env: { MODELS: 'm', ...env } });
-  const metrics = createMetrics();
-  const logger = pino({ level: 'silent' });
-  const entries = [catalogEntrySchema.parse({ name: 'm', hf_repo_id: 'x/y', handler: 'a.B' })];
-  return buildApp({ settings, registry: new ModelRegistry(entries, settings, metrics, logger), metrics, logger });
-}
+const app = (env: Record<string, string>) => testApp({ MODELS: 'm', ...env });
 
 const OPS = new Set(['/health', '/metrics']);
 let current: ReturnType<typeof app> | undefined;

@@ -1,15 +1,25 @@
 import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import { ApiError } from '../../gateway/src/errors.ts';
+import { ApiError, InputError } from '../../gateway/src/errors.ts';
 import { createMetrics } from '../../gateway/src/metrics/metrics.ts';
 import { Batcher, type BatcherOptions, type CallResult, type CallSpec, type RunnerHandle } from '../../gateway/src/services/batcher.ts';
 
-/** A runner stand-in: vectors encode the text's length and the call number; calls finish on demand. */
+/**
+ * A runner stand-in: vectors encode the text's length and the call number; calls finish on
+ * demand. A text 'poison…' is refused per row, as the runner reports bad inputs; a text
+ * 'crash…' fails the whole call, as an unexpected runner fault does.
+ */
 class FakeRunner extends EventEmitter {
   state: 'ready' | 'down' = 'ready';
   calls: string[][] = [];
   pending: { resolve: () => void; reject: (e: Error) => void }[] = [];
   autoFinish = true;
+  callMs = 5;
+  servedCalls = 0;
+
+  served(): void {
+    this.servedCalls += 1;
+  }
 
   get client() {
     return {
@@ -21,9 +31,10 @@ class FakeRunner extends EventEmitter {
           row.writeFloatLE(this.calls.length, 4);
           return row;
         });
-        const reply = { items, tokens: texts.map((t) => t.length + 2), computeSeconds: 0.001 };
-        const finish = () => resolve(reply);
-        if (this.autoFinish) setTimeout(finish, 5);
+        const failures = texts.flatMap((t, row) => (t.startsWith('poison') ? [{ row, message: 'is poison', code: 'poison' }] : []));
+        const reply = { items, tokens: texts.map((t) => t.length + 2), computeSeconds: 0.001, failures };
+        const finish = () => (texts.some((t) => t.startsWith('crash')) ? reject(new ApiError('internal', 'model failed')) : resolve(reply));
+        if (this.autoFinish) setTimeout(finish, this.callMs);
         else this.pending.push({ resolve: finish, reject });
       }),
     };
@@ -45,7 +56,9 @@ const spec = (key: string): CallSpec<Buffer> => ({
 });
 const SPEC = spec('dense');
 
-const OPTS: BatcherOptions = { enableBatching: true, windowMs: 5, maxBatchInputs: 8, maxConcurrent: 1, maxQueue: 100, queueTimeoutMs: 10_000 };
+const OPTS: BatcherOptions = {
+  enableBatching: true, windowMs: 5, maxBatchInputs: 8, maxConcurrent: 1, maxQueue: 100, queueTimeoutMs: 10_000, perInputTimeoutMs: 1_000,
+};
 
 function setup(opts: Partial<BatcherOptions> = {}) {
   const runner = new FakeRunner();
@@ -77,7 +90,7 @@ describe('Batcher', () => {
     expect(r.items.map(firstFloat)).toEqual(texts.map((t) => t.length));
   });
 
-  it('never mixes calls with different specs', async () => {
+  it('never mixes calls with different specs, but joins equal specs queued on either side of another', async () => {
     const { runner, batcher } = setup({ maxConcurrent: 1 });
     runner.autoFinish = false;
     const first = batcher.submit(['busy'], SPEC, '0');
@@ -88,7 +101,7 @@ describe('Batcher', () => {
       runner.finishAll();
     }
     await Promise.all([first, ...others]);
-    expect(runner.calls).toEqual([['busy'], ['a'], ['b'], ['c']]);
+    expect(runner.calls).toEqual([['busy'], ['a', 'c'], ['b']]);
   });
 
   it('never mixes requests in one call when batching is off', async () => {
@@ -164,5 +177,80 @@ describe('Batcher', () => {
     expect(((await inflight) as ApiError).kind).toBe('unavailable');
     expect(((await queued) as ApiError).kind).toBe('unavailable');
     await expect(batcher.submit(['c'], SPEC, '3')).rejects.toMatchObject({ kind: 'unavailable' });
+  });
+
+  it('fails only the request that sent a refused input, naming its own index; the call\'s other requests succeed', async () => {
+    const { runner, batcher, metrics } = setup({ maxConcurrent: 1 });
+    runner.autoFinish = false;
+    const first = batcher.submit(['busy'], SPEC, '0');
+    const good = batcher.submit(['a', 'b'], SPEC, 'good');
+    const bad = batcher.submit(['c', 'poison', 'd'], SPEC, 'bad').catch((e: InputError) => e);
+    runner.finishAll();
+    await new Promise((r) => setTimeout(r, 20));
+    runner.finishAll();
+    expect(runner.calls[1]).toEqual(['a', 'b', 'c', 'poison', 'd']); // they did share a call
+    expect((await good).items.map(firstFloat)).toEqual([1, 1]);
+    const err = (await bad) as InputError;
+    expect(err).toBeInstanceOf(InputError);
+    expect(err.index).toBe(1);
+    expect(err.forClient('input', 1)).toMatchObject({ kind: 'validation', message: 'input[1] is poison', param: 'input', code: 'poison' });
+    await first;
+    expect(await metrics.registry.getSingleMetricAsString('embedding_rejected_total')).toContain('reason="poison"} 1');
+  });
+
+  it('retries a call that failed as a whole request by request, so only the culprit sees the error', async () => {
+    const { runner, batcher } = setup({ maxConcurrent: 1 });
+    runner.autoFinish = false;
+    const first = batcher.submit(['busy'], SPEC, '0');
+    const outcomes = [batcher.submit(['a'], SPEC, '1'), batcher.submit(['crash'], SPEC, '2'), batcher.submit(['b', 'c'], SPEC, '3')]
+      .map((p) => p.then(() => 'ok', (e: ApiError) => e.kind));
+    for (let i = 0; i < 6; i++) {
+      runner.finishAll();
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await first;
+    expect(await Promise.all(outcomes)).toEqual(['ok', 'internal', 'ok']);
+    expect(runner.calls.slice(1)).toEqual([['a', 'crash', 'b', 'c'], ['a'], ['crash'], ['b', 'c']]);
+  });
+
+  it('does not retry a lone request whose call failed', async () => {
+    const { runner, batcher } = setup();
+    await expect(batcher.submit(['crash', 'x'], SPEC, '1')).rejects.toMatchObject({ kind: 'internal' });
+    expect(runner.calls).toHaveLength(1);
+  });
+
+  it('interleaves a large request with one-text requests that arrive while it runs', async () => {
+    const { runner, batcher } = setup({ maxConcurrent: 1, maxBatchInputs: 4 });
+    runner.autoFinish = false;
+    const big = batcher.submit(Array.from({ length: 20 }, (_, i) => `big${i}`), SPEC, 'big');
+    runner.finishAll();
+    await new Promise((r) => setTimeout(r, 10));
+    const small = batcher.submit(['small'], SPEC, 'small');
+    for (let i = 0; i < 8; i++) {
+      runner.finishAll();
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await Promise.all([big, small]);
+    // The one text ran in the very next call, on its own, not after the large request's 20 inputs.
+    expect(runner.calls.slice(0, 3)).toEqual([['big0', 'big1', 'big2', 'big3'], ['big4', 'big5', 'big6', 'big7'], ['small']]);
+    expect(runner.calls.flat()).toHaveLength(21);
+  });
+
+  it('applies the queue timeout only before a request starts, then a deadline that grows with its size', async () => {
+    const { runner, batcher } = setup({ maxConcurrent: 1, maxBatchInputs: 2, queueTimeoutMs: 30, perInputTimeoutMs: 20 });
+    runner.callMs = 15;
+    // 10 inputs in 5 calls of 15 ms: longer than the 30 ms queue timeout, within 30 + 10 x 20 ms.
+    const r = await batcher.submit(Array.from({ length: 10 }, (_, i) => `t${i}`), SPEC, 'long');
+    expect(r.items).toHaveLength(10);
+    runner.callMs = 200;
+    // One input: 30 + 20 ms of budget once started, and its call takes 200 ms.
+    await expect(batcher.submit(['slow'], SPEC, 'late')).rejects.toMatchObject({ kind: 'unavailable', code: 'request_timeout' });
+  });
+
+  it('tells the runner each time a call succeeded, which resets its restart backoff', async () => {
+    const { runner, batcher } = setup();
+    await batcher.submit(['a'], SPEC, '1');
+    await batcher.submit(['b'], SPEC, '2');
+    expect(runner.servedCalls).toBe(2);
   });
 });

@@ -14,7 +14,7 @@ describe('README settings table', () => {
     const fallback = settingsSchema.shape[name as keyof typeof settingsSchema.shape].safeParse(undefined);
     const documented = rows.get(name)!.replace(/`/g, '');
     if (!fallback.success) expect(documented).toBe('(required)');
-    else expect(documented).toBe(Array.isArray(fallback.data) ? fallback.data.join(',') || '(empty)' : String(fallback.data));
+    else expect(documented).toBe((Array.isArray(fallback.data) ? fallback.data.join(',') : String(fallback.data)) || '(empty)');
   });
 
   it('documents no setting that does not exist', () => {

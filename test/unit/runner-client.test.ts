@@ -24,7 +24,7 @@ describe('RunnerClient against a stuck runner', () => {
   afterAll(() => server.forceShutdown());
 
   it('gives up after the call timeout with a retryable 503-class error instead of hanging', async () => {
-    const client = new RunnerClient('m', address, 300);
+    const client = new RunnerClient('m', address, 'secret', 300);
     const started = performance.now();
     await expect(client.embed(['x'], { kind: 'DENSE' }, ['id'])).rejects.toMatchObject({ kind: 'unavailable' });
     expect(performance.now() - started).toBeLessThan(5_000);
@@ -32,7 +32,7 @@ describe('RunnerClient against a stuck runner', () => {
   });
 
   it('maps the runner\'s gRPC status onto the error taxonomy', async () => {
-    const client = new RunnerClient('m', address, 5_000);
+    const client = new RunnerClient('m', address, 'secret', 5_000);
     await expect(client.info()).rejects.toMatchObject({ kind: 'validation', message: 'bad' });
     client.close();
   });

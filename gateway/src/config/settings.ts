@@ -41,8 +41,10 @@ export const settingsSchema = z.object({
   MAX_CONCURRENT: int(1, 64).default(2),
   /** Requests that may wait per model for a free runner before new ones get 429. */
   MAX_QUEUE_SIZE: int(0).default(128),
-  /** A request still waiting after this long fails with 429 instead of hanging. */
+  /** A request whose first inputs have not reached a runner after this long fails with 429 instead of hanging. */
   QUEUE_TIMEOUT_MS: int(1).default(30_000),
+  /** Once a request has started, it must finish within QUEUE_TIMEOUT_MS plus this much per input, or it gets 503. */
+  REQUEST_TIMEOUT_PER_INPUT_MS: int(1).default(250),
   /** Most inputs in one request. OpenAI's own limit; requests are split into forward batches anyway. */
   MAX_BATCH_SIZE: int(1).default(2048),
   /** Most characters in one input. */
@@ -53,8 +55,22 @@ export const settingsSchema = z.object({
   AUTO_TRUNCATE: bool.default(true),
   /** How token-id inputs (int arrays) are read: OpenAI's cl100k_base or o200k_base ids (decoded to text), or the model's own vocabulary. */
   TOKEN_ID_INPUTS: z.enum(['cl100k_base', 'o200k_base', 'model']).default('cl100k_base'),
-  /** Largest request body in bytes; larger bodies get 413. */
+  /** Largest request body in bytes, after decompression; larger bodies get 413. */
   MAX_REQUEST_BYTES: int(1024).default(16 * 1024 * 1024),
+  /** A connection that has not sent its request headers within this long is closed (slow-loris defence). */
+  HTTP_HEADERS_TIMEOUT_MS: int(1000).default(10_000),
+  /** A connection that has not sent its whole request, headers and body, within this long is closed with 408. */
+  HTTP_REQUEST_TIMEOUT_MS: int(1000).default(30_000),
+  /**
+   * An idle keep-alive connection is closed after this long. Longer than clients' own pool expiry
+   * (httpx 5 s, undici 4 s, load balancers 60 s), so a client never reuses a connection at the
+   * moment the server closes it.
+   */
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: int(1000).default(72_000),
+  /** Most open client connections; further ones are closed as soon as they are accepted. */
+  MAX_CONNECTIONS: int(1).default(1024),
+  /** Log lines for rejected requests (4xx, 429, 503) per minute; the rest are counted and summed up every 10 s. */
+  REJECTED_LOG_LINES_PER_MINUTE: int(0).default(120),
   /** Serve Prometheus metrics at /metrics. */
   ENABLE_METRICS: bool.default(true),
   /** Run warmup batches through every runner worker before reporting ready. */
@@ -85,6 +101,12 @@ export const settingsSchema = z.object({
   RUNNER_STARTUP_TIMEOUT_S: int(1).default(300),
   /** Longest a single runner call may take; past it the request gets 503 instead of hanging. */
   RUNNER_CALL_TIMEOUT_S: int(1).default(600),
+  /** A runner that crashes or fails to start this many times in a row without serving a call is held down. */
+  RUNNER_RESTART_LIMIT: int(1).default(5),
+  /** How long a held-down runner stays down before one more start is tried. */
+  RUNNER_HOLD_DOWN_S: int(1).default(300),
+  /** Where the gateway makes its private (0700) folder for the runner sockets; empty means the OS temp folder. */
+  SOCKET_DIR: z.string().default(''),
   /** On SIGTERM/SIGINT, how long in-flight requests may take to finish before runners stop. */
   SHUTDOWN_TIMEOUT_S: int(0).default(30),
 });

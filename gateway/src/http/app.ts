@@ -7,8 +7,10 @@ import type { Metrics } from '../metrics/metrics.ts';
 import type { ModelRegistry } from '../services/model-registry.ts';
 import cors from '@fastify/cors';
 import { requireApiKey } from './auth.ts';
+import { registerBodyParsing } from './body.ts';
 import { isServerFault, toHttpError } from './error-envelope.ts';
 import openApiRoutes from './openapi.ts';
+import { RejectionLog } from './rejection-log.ts';
 import embeddingsRoute from './routes/embeddings.ts';
 import healthRoute from './routes/health.ts';
 import metricsRoute from './routes/metrics.ts';
@@ -45,11 +47,22 @@ export interface AppDeps {
   logger: Logger;
 }
 
-/** Builds the Fastify app: routes, request ids, error envelope and per-request metrics. */
+/**
+ * Builds the Fastify app: routes, request ids, error envelope and per-request metrics, and the
+ * connection limits that keep slow or idle clients from holding sockets open for ever.
+ */
 export function buildApp({ settings, registry, metrics, logger }: AppDeps): FastifyInstance {
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     bodyLimit: settings.MAX_REQUEST_BYTES,
+    // Node answers 408 and closes a connection whose headers, or whole request, are late;
+    // it checks every second, so a slow-loris client is gone within a second of its limit.
+    requestTimeout: settings.HTTP_REQUEST_TIMEOUT_MS,
+    keepAliveTimeout: settings.HTTP_KEEP_ALIVE_TIMEOUT_MS,
+    http: {
+      headersTimeout: Math.min(settings.HTTP_HEADERS_TIMEOUT_MS, settings.HTTP_REQUEST_TIMEOUT_MS),
+      connectionsCheckingInterval: 1_000,
+    },
     // One embedding_request line per request replaces Fastify's two generic ones.
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }),
     genReqId: (req) => {
@@ -58,6 +71,7 @@ export function buildApp({ settings, registry, metrics, logger }: AppDeps): Fast
     },
     return503OnClosing: true,
   });
+  app.server.maxConnections = settings.MAX_CONNECTIONS;
   app.decorate('registry', registry);
   app.decorate('metrics', metrics);
   app.decorate('settings', settings);
@@ -88,16 +102,20 @@ export function buildApp({ settings, registry, metrics, logger }: AppDeps): Fast
     metrics.requestSeconds.observe(labels, reply.elapsedTime / 1000);
   });
 
+  const rejections = new RejectionLog(logger as FastifyBaseLogger, metrics, settings.REJECTED_LOG_LINES_PER_MINUTE);
+  app.addHook('onClose', async () => rejections.close());
   app.setErrorHandler((err, request, reply) => {
     const { status, headers, body } = toHttpError(err);
-    if (isServerFault(status)) request.log.error({ err }, 'request_failed');
-    else request.log.info({ status, error: body.error.message }, 'request_rejected');
+    const fields = { route: request.routeOptions.url ?? 'unmatched', model: request.modelName || undefined, error: body.error.message };
+    if (isServerFault(status)) request.log.error({ err, ...fields }, 'request_failed');
+    else rejections.record(request.log, status, body.error.code, fields);
     return reply.code(status).headers(headers).send(body);
   });
   app.setNotFoundHandler((request) => {
     throw new ApiError('not_found', `No route ${request.method} ${request.url}.`, { code: 'route_not_found' });
   });
 
+  registerBodyParsing(app);
   if (settings.CORS_ORIGINS.length > 0) {
     app.register(cors, { origin: settings.CORS_ORIGINS.includes('*') ? true : settings.CORS_ORIGINS });
   }

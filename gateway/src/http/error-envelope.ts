@@ -5,6 +5,7 @@ const HTTP: Record<ErrorKind, { status: number; type: string }> = {
   validation: { status: 400, type: 'invalid_request_error' },
   not_found: { status: 404, type: 'invalid_request_error' },
   too_large: { status: 413, type: 'invalid_request_error' },
+  unsupported_media: { status: 415, type: 'invalid_request_error' },
   overloaded: { status: 429, type: 'rate_limit_exceeded' },
   unavailable: { status: 503, type: 'service_unavailable' },
   auth: { status: 401, type: 'authentication_error' },
@@ -30,6 +31,7 @@ function fromFramework(err: unknown): ApiError {
   const e = err as { statusCode?: number; code?: string; message?: string };
   const status = e?.statusCode;
   if (status === 413) return new ApiError('too_large', 'Request body is larger than MAX_REQUEST_BYTES allows.', { code: 'request_too_large' });
+  if (status === 415) return new ApiError('unsupported_media', e.message ?? 'Unsupported media type.', { code: 'unsupported_media_type' });
   if (status === 503) return new ApiError('unavailable', 'The server is shutting down.', { retryAfterS: 1 });
   if (status !== undefined && status >= 400 && status < 500) {
     return new ApiError('validation', e.message ?? 'Bad request.', { code: e.code?.toLowerCase() ?? null });

@@ -59,9 +59,9 @@ export function createMetrics() {
       name: 'embedding_queue_depth', help: 'Requests waiting for a runner.',
       labelNames: ['model'] as const, registers,
     }),
-    /** Requests refused by admission control, by reason. */
+    /** Requests refused by admission control (queue_full, queue_timeout), past their deadline, or failed for one bad input (its code). */
     rejected: new Counter({
-      name: 'embedding_rejected_total', help: 'Requests refused before reaching a runner.',
+      name: 'embedding_rejected_total', help: 'Requests refused by admission control or deadlines, or failed for one bad input, by reason.',
       labelNames: ['model', 'reason'] as const, registers,
     }),
     /** 1 while a runner is ready. */
@@ -69,10 +69,25 @@ export function createMetrics() {
       name: 'runner_up', help: '1 while the runner is ready to serve.',
       labelNames: ['model', 'device'] as const, registers,
     }),
+    /** 1 while a runner that kept failing is held down (see /health for the reason). */
+    runnerHeldDown: new Gauge({
+      name: 'runner_held_down', help: '1 while the runner is held down after failing repeatedly without serving.',
+      labelNames: ['model', 'device'] as const, registers,
+    }),
     /** Runner restarts after a crash or hang. */
     runnerRestarts: new Counter({
       name: 'runner_restarts_total', help: 'Runner restarts after a crash or hang.',
       labelNames: ['model', 'device'] as const, registers,
+    }),
+    /** Requests answered with a 4xx or 503, by status and error code; their log lines are rate-limited. */
+    rejectedRequests: new Counter({
+      name: 'http_rejected_requests_total', help: 'Requests answered with a client error, 429 or 503, by status and code.',
+      labelNames: ['status', 'code'] as const, registers,
+    }),
+    /** Log lines for rejected requests left out by the rate limit. */
+    suppressedLogLines: new Counter({
+      name: 'log_lines_suppressed_total', help: 'Rejected-request log lines left out by REJECTED_LOG_LINES_PER_MINUTE.',
+      registers,
     }),
     /** Inputs answered from the cache. */
     cacheHits: new Counter({

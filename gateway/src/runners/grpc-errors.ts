@@ -18,6 +18,7 @@ export function fromGrpcError(err: ServiceError, model: string): ApiError {
         code: 'model_unavailable',
         cause: err,
       });
+    // UNAUTHENTICATED means the runner did not get our secret: a gateway fault, never the client's.
     default:
       return new ApiError('internal', `Model '${model}' failed on this request.`, { cause: err });
   }

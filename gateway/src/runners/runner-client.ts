@@ -1,7 +1,9 @@
 import * as grpc from '@grpc/grpc-js';
+import type { DetokenizeResponse__Output } from '../generated/edgeembed/runner/v1/DetokenizeResponse.ts';
 import type { EmbedRequest } from '../generated/edgeembed/runner/v1/EmbedRequest.ts';
 import type { EmbedResponse__Output } from '../generated/edgeembed/runner/v1/EmbedResponse.ts';
 import type { InfoResponse__Output } from '../generated/edgeembed/runner/v1/InfoResponse.ts';
+import type { InputError__Output } from '../generated/edgeembed/runner/v1/InputError.ts';
 import type { RerankRequest } from '../generated/edgeembed/runner/v1/RerankRequest.ts';
 import type { RerankResponse__Output } from '../generated/edgeembed/runner/v1/RerankResponse.ts';
 import type { RunnerClient as GeneratedRunnerClient } from '../generated/edgeembed/runner/v1/Runner.ts';
@@ -18,6 +20,10 @@ export type EmbedReply = EmbedResponse__Output;
 export type RerankReply = RerankResponse__Output;
 /** One tokenised text per input, with ids, texts and spans. */
 export type TokenizeReply = TokenizeResponse__Output;
+/** One text per sequence of ids. */
+export type DetokenizeReply = DetokenizeResponse__Output;
+/** An input the runner could not process, by its position in the call. */
+export type InputErrorReply = InputError__Output;
 /** Embed's options, as the proto names them. */
 export type EmbedCallOptions = Omit<EmbedRequest, 'texts' | 'token_ids'>;
 /** Rerank's options, as the proto names them. */
@@ -25,16 +31,21 @@ export type RerankCallOptions = Omit<RerankRequest, 'query' | 'documents'>;
 
 const MAX_MESSAGE = 256 * 1024 * 1024;
 
-/** Typed, promise-based calls to one runner over its unix socket. */
+/**
+ * Typed, promise-based calls to one runner over its unix socket. Every call carries the
+ * runner's secret, which it refuses calls without.
+ */
 export class RunnerClient {
   readonly #model: string;
   readonly #runner: GeneratedRunnerClient;
   readonly #health: HealthClient;
   readonly #callTimeoutMs: number;
+  readonly #secret: string;
 
   /** callTimeoutMs bounds every call, so a runner stuck in a forward pass cannot hang requests. */
-  constructor(model: string, address: string, callTimeoutMs: number) {
+  constructor(model: string, address: string, secret: string, callTimeoutMs: number) {
     this.#model = model;
+    this.#secret = secret;
     this.#callTimeoutMs = callTimeoutMs;
     const options = {
       'grpc.max_receive_message_length': MAX_MESSAGE,
@@ -55,7 +66,7 @@ export class RunnerClient {
   embed(inputs: string[] | number[][], options: EmbedCallOptions, requestIds: string[]): Promise<EmbedReply> {
     const payload = typeof inputs[0] === 'string' ? { texts: inputs as string[] } : { token_ids: (inputs as number[][]).map((ids) => ({ ids })) };
     return new Promise((resolve, reject) => {
-      this.#runner.Embed({ ...payload, ...options }, metadataFor(requestIds), this.#deadline(), (err, reply) =>
+      this.#runner.Embed({ ...payload, ...options }, this.#metadata(requestIds), this.#deadline(), (err, reply) =>
         err ? reject(fromGrpcError(err, this.#model)) : resolve(reply!));
     });
   }
@@ -63,7 +74,7 @@ export class RunnerClient {
   /** Scores documents against a query. */
   rerank(query: string, documents: string[], options: RerankCallOptions, requestIds: string[]): Promise<RerankReply> {
     return new Promise((resolve, reject) => {
-      this.#runner.Rerank({ query, documents, ...options }, metadataFor(requestIds), this.#deadline(), (err, reply) =>
+      this.#runner.Rerank({ query, documents, ...options }, this.#metadata(requestIds), this.#deadline(), (err, reply) =>
         err ? reject(fromGrpcError(err, this.#model)) : resolve(reply!));
     });
   }
@@ -71,23 +82,23 @@ export class RunnerClient {
   /** The model's own tokenisation of each text. */
   tokenize(texts: string[], addSpecialTokens: boolean): Promise<TokenizeReply> {
     return new Promise((resolve, reject) => {
-      this.#runner.Tokenize({ texts, add_special_tokens: addSpecialTokens }, this.#deadline(), (err, reply) =>
+      this.#runner.Tokenize({ texts, add_special_tokens: addSpecialTokens }, this.#metadata(), this.#deadline(), (err, reply) =>
         err ? reject(fromGrpcError(err, this.#model)) : resolve(reply!));
     });
   }
 
   /** Text for each sequence of token ids. */
-  detokenize(sequences: number[][], skipSpecialTokens: boolean): Promise<string[]> {
+  detokenize(sequences: number[][], skipSpecialTokens: boolean): Promise<DetokenizeReply> {
     return new Promise((resolve, reject) => {
       this.#runner.Detokenize({ sequences: sequences.map((ids) => ({ ids })), skip_special_tokens: skipSpecialTokens },
-        this.#deadline(), (err, reply) => (err ? reject(fromGrpcError(err, this.#model)) : resolve(reply!.texts)));
+        this.#metadata(), this.#deadline(), (err, reply) => (err ? reject(fromGrpcError(err, this.#model)) : resolve(reply!)));
     });
   }
 
   /** The model's static facts. */
   info(timeoutMs = 10_000): Promise<RunnerInfo> {
     return new Promise((resolve, reject) => {
-      this.#runner.Info({}, { deadline: Date.now() + timeoutMs }, (err, reply) =>
+      this.#runner.Info({}, this.#metadata(), { deadline: Date.now() + timeoutMs }, (err, reply) =>
         err ? reject(fromGrpcError(err, this.#model)) : resolve(reply!),
       );
     });
@@ -96,7 +107,7 @@ export class RunnerClient {
   /** True when the runner's standard health service says SERVING. Never throws. */
   isServing(timeoutMs = 2_000): Promise<boolean> {
     return new Promise((resolve) => {
-      this.#health.Check({ service: '' }, { deadline: Date.now() + timeoutMs }, (err, reply) =>
+      this.#health.Check({ service: '' }, this.#metadata(), { deadline: Date.now() + timeoutMs }, (err, reply) =>
         resolve(!err && reply?.status === 'SERVING'),
       );
     });
@@ -106,15 +117,17 @@ export class RunnerClient {
     return { deadline: Date.now() + this.#callTimeoutMs };
   }
 
+  /** The secret, and the request ids of a batch so that runner logs can name them. */
+  #metadata(requestIds: string[] = []): grpc.Metadata {
+    const metadata = new grpc.Metadata();
+    metadata.set('authorization', `Bearer ${this.#secret}`);
+    if (requestIds.length > 0) metadata.set('x-request-id', requestIds.join(','));
+    return metadata;
+  }
+
   /** Closes both channels. */
   close(): void {
     this.#runner.close();
     this.#health.close();
   }
-}
-
-function metadataFor(requestIds: string[]): grpc.Metadata {
-  const metadata = new grpc.Metadata();
-  metadata.set('x-request-id', requestIds.join(','));
-  return metadata;
 }

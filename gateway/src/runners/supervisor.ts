@@ -1,10 +1,9 @@
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { execa, type ResultPromise } from 'execa';
+import { execa, type Result, type ResultPromise } from 'execa';
 import type { Logger } from 'pino';
 import type { Settings } from '../config/settings.ts';
 import { RunnerClient, type RunnerInfo } from './runner-client.ts';
@@ -13,8 +12,6 @@ const PROJECT_ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 /** First restart delay; doubles per consecutive failure up to RESTART_MAX_MS. */
 const RESTART_BASE_MS = 500;
 const RESTART_MAX_MS = 30_000;
-/** A runner that stayed up this long has its backoff reset. */
-const STABLE_AFTER_MS = 60_000;
 /** Health probe period once ready, and how many failed probes in a row mean "hung". */
 const PROBE_INTERVAL_MS = 5_000;
 const PROBE_FAILURES_TO_KILL = 3;
@@ -24,13 +21,17 @@ const PINO_LEVELS: Record<number, 'debug' | 'info' | 'warn' | 'error' | 'fatal'>
   10: 'debug', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal',
 };
 
-/** Lifecycle of one supervised runner. */
-export type RunnerState = 'starting' | 'ready' | 'down' | 'stopped';
+/**
+ * Lifecycle of one supervised runner. `held_down`: it failed RUNNER_RESTART_LIMIT times in a
+ * row without serving a call in between, and is left down for RUNNER_HOLD_DOWN_S.
+ */
+export type RunnerState = 'starting' | 'ready' | 'down' | 'held_down' | 'stopped';
 
 /** The runner settings the supervisor passes on; a subset of the gateway's settings. */
 export type RunnerSettings = Pick<Settings,
   'MODEL_CONFIG' | 'MODELS_DIR' | 'MAX_CONCURRENT' | 'MAX_BATCH_TOKENS' | 'ENABLE_WARMUP' |
-  'WARMUP_BATCH_SIZE' | 'WARMUP_STEPS' | 'RUNNER_PYTHON' | 'RUNNER_STARTUP_TIMEOUT_S' | 'RUNNER_CALL_TIMEOUT_S' | 'LOG_LEVEL'>;
+  'WARMUP_BATCH_SIZE' | 'WARMUP_STEPS' | 'RUNNER_PYTHON' | 'RUNNER_STARTUP_TIMEOUT_S' | 'RUNNER_CALL_TIMEOUT_S' |
+  'RUNNER_RESTART_LIMIT' | 'RUNNER_HOLD_DOWN_S' | 'LOG_LEVEL'>;
 
 /** Raised when a runner cannot get to SERVING; the message carries its stderr. */
 export class RunnerStartError extends Error {}
@@ -38,6 +39,9 @@ export class RunnerStartError extends Error {}
 /**
  * Owns one runner process for one (model, device): starts it, waits until its health service
  * says SERVING, watches it, and restarts it with exponential backoff when it dies or hangs.
+ * The backoff resets once a restarted runner has served a call, so a runner that crashes now
+ * and then always comes back in seconds; one that keeps failing without serving is held down
+ * with its reason, which /health and the metrics show, while other models keep serving.
  * Emits 'state' with the new RunnerState on every change.
  */
 export class SupervisedRunner extends EventEmitter<{ state: [RunnerState] }> {
@@ -48,22 +52,23 @@ export class SupervisedRunner extends EventEmitter<{ state: [RunnerState] }> {
   #info: RunnerInfo | undefined;
   #proc: ResultPromise | undefined;
   #restarts = 0;
+  /** Crashes and failed starts since the runner last served a call. */
   #failures = 0;
-  #readySince = 0;
+  #reason: string | undefined;
   #probe: NodeJS.Timeout | undefined;
   #restartTimer: NodeJS.Timeout | undefined;
   readonly #settings: RunnerSettings;
   readonly #log: Logger;
   readonly #socket: string;
 
-  constructor(model: string, device: string, settings: RunnerSettings, logger: Logger) {
+  /** socket: the runner's socket path, inside the gateway's private SocketDir. */
+  constructor(model: string, device: string, socket: string, settings: RunnerSettings, logger: Logger) {
     super();
     this.model = model;
     this.device = device;
     this.#settings = settings;
     this.#log = logger.child({ runner: model, device });
-    const slug = `${model}-${device}`.replace(/[^a-z0-9.-]/gi, '_');
-    this.#socket = join(tmpdir(), `edge-embed-${process.pid}-${slug}.sock`);
+    this.#socket = socket;
   }
 
   /** Current lifecycle state. */
@@ -84,6 +89,16 @@ export class SupervisedRunner extends EventEmitter<{ state: [RunnerState] }> {
   /** Restart attempts after a crash or hang since the gateway started. */
   get restarts(): number {
     return this.#restarts;
+  }
+
+  /** Why the runner is not ready, when it has failed: its last exit or the hold-down. */
+  get reason(): string | undefined {
+    return this.#state === 'ready' ? undefined : this.#reason;
+  }
+
+  /** Called after each successful call: the runner works, so the next crash restarts it at once. */
+  served(): void {
+    this.#failures = 0;
   }
 
   /** OS process id of the current runner, if one is running. */
@@ -127,6 +142,8 @@ export class SupervisedRunner extends EventEmitter<{ state: [RunnerState] }> {
     rmSync(this.#socket, { force: true });
     this.#setState('starting');
     const { device, env } = this.#pinning();
+    // A new secret per process: only this gateway, which holds it, can call the runner.
+    const secret = randomBytes(32).toString('hex');
     const stderrTail: string[] = [];
     const proc = execa(s.RUNNER_PYTHON, [
       '-m', 'runner',
@@ -143,7 +160,10 @@ export class SupervisedRunner extends EventEmitter<{ state: [RunnerState] }> {
       '--log-level', ['trace', 'debug'].includes(s.LOG_LEVEL) ? 'debug' : 'info',
       '--exit-with-stdin',
     ], {
-      env: { ...env, PYTHONPATH: [PROJECT_ROOT, process.env.PYTHONPATH].filter(Boolean).join(':'), PYTHONUNBUFFERED: '1' },
+      env: {
+        ...env, PYTHONPATH: [PROJECT_ROOT, process.env.PYTHONPATH].filter(Boolean).join(':'), PYTHONUNBUFFERED: '1',
+        EDGE_EMBED_RUNNER_SECRET: secret,
+      },
       stdin: 'pipe',
       stdout: 'pipe',
       stderr: 'pipe',
@@ -155,7 +175,7 @@ export class SupervisedRunner extends EventEmitter<{ state: [RunnerState] }> {
     this.#pipeLogs(proc, stderrTail);
 
     const exited = proc.then((r) => r);
-    const client = new RunnerClient(this.model, `unix://${this.#socket}`, s.RUNNER_CALL_TIMEOUT_S * 1000);
+    const client = new RunnerClient(this.model, `unix://${this.#socket}`, secret, s.RUNNER_CALL_TIMEOUT_S * 1000);
     const deadline = Date.now() + s.RUNNER_STARTUP_TIMEOUT_S * 1000;
     let exitedEarly = false;
     void exited.then(() => { exitedEarly = true; });
@@ -166,14 +186,19 @@ export class SupervisedRunner extends EventEmitter<{ state: [RunnerState] }> {
       client.close();
       if (!exitedEarly) proc.kill('SIGKILL');
       const result = await exited;
-      const why = exitedEarly ? `exited with code ${result.exitCode ?? result.signal}` : `was not ready within ${s.RUNNER_STARTUP_TIMEOUT_S}s`;
-      throw new RunnerStartError(`runner for '${this.model}' on ${this.device} ${why}:\n${stderrTail.join('\n') || '(no stderr output)'}`);
+      const why = exitedEarly ? describeExit(result, s.RUNNER_PYTHON) : `was not ready within ${s.RUNNER_STARTUP_TIMEOUT_S}s`;
+      throw new RunnerStartError(`runner for '${this.model}' on ${this.device} ${why}${stderrTail.length ? `:\n${stderrTail.join('\n')}` : ''}`);
     }
-    this.#info = await client.info();
+    try {
+      this.#info = await client.info();
+    } catch (err) {
+      client.close();
+      proc.kill('SIGKILL');
+      throw new RunnerStartError(`runner for '${this.model}' on ${this.device} did not describe its model: ${(err as Error).message}`);
+    }
     this.#client = client;
-    this.#readySince = Date.now();
     this.#setState('ready');
-    this.#log.info({ pid: proc.pid, info: this.#info }, 'runner_ready');
+    this.#log.info({ pid: proc.pid, socket: this.#socket, info: this.#info }, 'runner_ready');
     void exited.then((r) => this.#onExit(proc, r.exitCode, r.signal));
     this.#watchHealth(proc, client);
   }
@@ -226,27 +251,52 @@ export class SupervisedRunner extends EventEmitter<{ state: [RunnerState] }> {
     clearInterval(this.#probe);
     this.#client?.close();
     this.#client = undefined;
-    this.#setState('down');
-    if (Date.now() - this.#readySince > STABLE_AFTER_MS) this.#failures = 0;
     this.#log.error({ code, signal, pid: proc.pid }, 'runner_exited');
-    this.#scheduleRestart();
+    this.#failed(`exited with ${signal ? `signal ${signal}` : `code ${code}`}`);
   }
 
-  #scheduleRestart(): void {
-    const delay = Math.min(RESTART_BASE_MS * 2 ** this.#failures, RESTART_MAX_MS);
+  /** Counts a crash or failed start, then restarts after the backoff or holds the runner down. */
+  #failed(reason: string): void {
+    rmSync(this.#socket, { force: true });
     this.#failures += 1;
+    const s = this.#settings;
+    if (this.#failures >= s.RUNNER_RESTART_LIMIT) {
+      this.#reason = `held down for ${s.RUNNER_HOLD_DOWN_S}s after ${this.#failures} failures in a row without serving; last: ${reason}`;
+      this.#setState('held_down');
+      this.#log.error({ reason: this.#reason }, 'runner_held_down');
+      this.#restartAfter(s.RUNNER_HOLD_DOWN_S * 1000);
+      return;
+    }
+    this.#reason = reason;
+    this.#setState('down');
+    const delay = Math.min(RESTART_BASE_MS * 2 ** (this.#failures - 1), RESTART_MAX_MS);
     this.#log.warn({ delay_ms: delay, attempt: this.#failures }, 'runner_restart_scheduled');
+    this.#restartAfter(delay);
+  }
+
+  #restartAfter(delayMs: number): void {
     this.#restartTimer = setTimeout(async () => {
-      if (this.#state === 'stopped') return;
+      if (this.#stopped()) return;
       this.#restarts += 1;
       try {
         await this.#launch();
       } catch (err) {
         if (this.#stopped()) return;
-        this.#setState('down');
         this.#log.error({ err: (err as Error).message }, 'runner_restart_failed');
-        this.#scheduleRestart();
+        this.#failed(firstLine((err as Error).message));
       }
-    }, delay);
+    }, delayMs);
   }
 }
+
+/** Why a runner process ended before it was ready; a failed spawn names the interpreter and the OS error. */
+function describeExit(result: Result, python: string): string {
+  const errno = (result as { code?: string }).code;
+  if (result.exitCode === undefined && result.signal === undefined && errno) {
+    const hint = errno === 'ENOENT' ? ' (no such file; set RUNNER_PYTHON to a Python with the runner installed)' : '';
+    return `could not be started: RUNNER_PYTHON '${python}' failed with ${errno}${hint}`;
+  }
+  return `exited with ${result.signal ? `signal ${result.signal}` : `code ${result.exitCode}`}`;
+}
+
+const firstLine = (text: string) => text.split('\n')[0]!;

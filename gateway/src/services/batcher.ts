@@ -1,13 +1,22 @@
-import { ApiError } from '../errors.ts';
+import { ApiError, InputError } from '../errors.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import type { RunnerClient } from '../runners/runner-client.ts';
 import type { SupervisedRunner } from '../runners/supervisor.ts';
 
-/** What one runner call returns, one item per input. */
+/** An input of a runner call that the runner could not process; `row` is its position in the call. */
+export interface RowFailure {
+  row: number;
+  message: string;
+  code: string;
+}
+
+/** What one runner call returns, one item per input; failed rows hold placeholders. */
 export interface CallResult<T> {
   items: T[];
   tokens: number[];
   computeSeconds: number;
+  /** Inputs the runner refused; every other row is computed as if it had come alone. */
+  failures: RowFailure[];
 }
 
 /**
@@ -20,7 +29,7 @@ export interface CallSpec<T, I = string> {
 }
 
 /** What the batcher needs of a runner; SupervisedRunner is the real one. */
-export type RunnerHandle = Pick<SupervisedRunner, 'state' | 'client' | 'on'>;
+export type RunnerHandle = Pick<SupervisedRunner, 'state' | 'client' | 'on' | 'served'>;
 
 /** The knobs of one model's batcher, taken from the settings. */
 export interface BatcherOptions {
@@ -29,7 +38,10 @@ export interface BatcherOptions {
   maxBatchInputs: number;
   maxConcurrent: number;
   maxQueue: number;
+  /** Longest wait before a request's first inputs reach a runner. */
   queueTimeoutMs: number;
+  /** Once started, a request has queueTimeoutMs plus this much per input to finish. */
+  perInputTimeoutMs: number;
 }
 
 /** Computed inputs of one request, aligned with the inputs it submitted. */
@@ -43,7 +55,7 @@ export interface BatchResult<T> {
 }
 
 interface Job {
-  texts: unknown[];
+  inputs: unknown[];
   spec: CallSpec<unknown, unknown>;
   requestId: string;
   signal: AbortSignal | undefined;
@@ -51,12 +63,13 @@ interface Job {
   startedAt: number | undefined;
   /** Next input index to hand to a runner. */
   next: number;
-  /** Inputs whose vectors have come back. */
+  /** Inputs whose results have come back. */
   done: number;
   items: unknown[];
   tokens: number[];
   inferenceMs: number;
   settled: boolean;
+  /** The queue timeout until the job starts, then its deadline. */
   timer: NodeJS.Timeout | undefined;
   resolve: (r: BatchResult<unknown>) => void;
   reject: (e: Error) => void;
@@ -72,19 +85,34 @@ interface Slice {
  * Admission, queueing and micro-batching for one model, in front of its runners.
  *
  * Requests queue as jobs. Whenever a ready runner has a free slot (MAX_CONCURRENT per runner),
- * the front of the queue is cut into one runner call of up to maxBatchInputs inputs, across
- * the boundaries of jobs with the same call spec, so concurrent requests share forward passes
- * and large requests split. An idle server dispatches at once; only while other calls are in
- * flight does a free slot wait up to windowMs for the batch to fill, which trades a little
- * latency for throughput under load.
- * A job that cannot be dispatched right away, with maxQueue jobs already waiting, is refused.
+ * queued inputs with one call spec are cut into a runner call of up to maxBatchInputs inputs,
+ * across job boundaries, so concurrent requests share forward passes and large requests split.
+ *
+ * Jobs are served least-served first: a call takes inputs of jobs that have had none computed
+ * yet, in arrival order, and only when there are none does it continue started jobs, the one
+ * with the fewest inputs handed out first. A huge request therefore advances one slice at a
+ * time, interleaved with everything that arrives meanwhile, and a one-text request never waits
+ * behind more than the calls already in flight. A call holding new jobs is not topped up with
+ * a started job's inputs, so it stays as short as the new work.
+ *
+ * An idle server dispatches at once; only while other calls are in flight does a free slot wait
+ * up to windowMs for the batch to fill. A job that cannot be dispatched right away, with
+ * maxQueue jobs already waiting, is refused. QUEUE_TIMEOUT_MS bounds the wait before a job's
+ * first call; after that the job has a deadline that grows with its size.
+ *
+ * One bad input fails only its own job: the runner reports it per row, and the other rows of
+ * the call are answered. A call that fails as a whole for another reason is retried job by job,
+ * so only the job that caused it sees the error.
  */
 export class Batcher {
   readonly #model: string;
   readonly #runners: RunnerHandle[];
   readonly #opts: BatcherOptions;
   readonly #metrics: Metrics;
+  /** Jobs with inputs not yet handed to a runner, in arrival order. */
   readonly #queue: Job[] = [];
+  /** Slices of a call that failed as a whole, each to be retried in a call of its own. */
+  readonly #retries: Slice[] = [];
   readonly #inflight = new Map<RunnerHandle, number>();
   #windowTimer: NodeJS.Timeout | undefined;
   #windowStart: number | undefined;
@@ -112,8 +140,8 @@ export class Batcher {
     return n;
   }
 
-  /** Queues inputs for computing; rejects with an ApiError when refused or failed. */
-  submit<T, I>(texts: I[], spec: CallSpec<T, I>, requestId: string, signal?: AbortSignal): Promise<BatchResult<T>> {
+  /** Queues inputs for computing; rejects with an ApiError (an InputError for one bad input). */
+  submit<T, I>(inputs: I[], spec: CallSpec<T, I>, requestId: string, signal?: AbortSignal): Promise<BatchResult<T>> {
     if (!this.#runners.some((r) => r.state === 'ready')) {
       return Promise.reject(this.#unavailable());
     }
@@ -126,8 +154,8 @@ export class Batcher {
     }
     return new Promise<BatchResult<T>>((resolve, reject) => {
       const job: Job = {
-        texts, spec: spec as CallSpec<unknown, unknown>, requestId, signal, admittedAt: performance.now(), startedAt: undefined,
-        next: 0, done: 0, items: new Array(texts.length), tokens: new Array(texts.length),
+        inputs, spec: spec as CallSpec<unknown, unknown>, requestId, signal, admittedAt: performance.now(), startedAt: undefined,
+        next: 0, done: 0, items: new Array(inputs.length), tokens: new Array(inputs.length),
         inferenceMs: 0, settled: false, timer: undefined, resolve: resolve as (r: BatchResult<unknown>) => void, reject,
       };
       job.timer = setTimeout(() => {
@@ -155,20 +183,50 @@ export class Batcher {
   #pump(): void {
     for (;;) {
       this.#dropSettled();
-      if (this.#queue.length === 0) return;
+      if (this.#queue.length === 0 && this.#retries.length === 0) return;
       const runner = this.#freeRunner();
-      if (!runner || this.#holdForWindow()) return;
-      this.#dispatch(runner, this.#takeBatch());
+      if (!runner) return;
+      const retry = this.#retries.shift();
+      if (retry) {
+        this.#dispatch(runner, [retry]);
+        continue;
+      }
+      const plan = this.#plan();
+      if (this.#holdForWindow(plan)) return;
+      this.#dispatch(runner, this.#take(plan));
     }
+  }
+
+  /**
+   * The next call's inputs, without taking them: jobs not yet started in arrival order, else
+   * started jobs with the fewest inputs handed out; only jobs with the first one's call spec.
+   */
+  #plan(): { job: Job; take: number }[] {
+    const fresh = this.#queue.filter((j) => j.startedAt === undefined);
+    const candidates = fresh.length > 0 ? fresh : [...this.#queue].sort((a, b) => a.next - b.next);
+    const key = candidates[0]!.spec.key;
+    const plan: { job: Job; take: number }[] = [];
+    let room = this.#opts.maxBatchInputs;
+    for (const job of candidates) {
+      if (room === 0) break;
+      if (job.spec.key !== key) continue;
+      const take = Math.min(room, job.inputs.length - job.next);
+      plan.push({ job, take });
+      room -= take;
+      // Without batching a call never mixes requests, though a large one is still split.
+      if (!this.#opts.enableBatching) break;
+    }
+    return plan;
   }
 
   /**
    * True while a free slot should keep waiting for more inputs: batching is on, other calls
    * are in flight, the batch is not full, and the window opened by the first wait is still open.
    */
-  #holdForWindow(): boolean {
+  #holdForWindow(plan: { take: number }[]): boolean {
     const o = this.#opts;
-    if (o.enableBatching && o.windowMs > 0 && this.inflight > 0 && this.#queuedInputs() < o.maxBatchInputs) {
+    const planned = plan.reduce((n, p) => n + p.take, 0);
+    if (o.enableBatching && o.windowMs > 0 && this.inflight > 0 && planned < o.maxBatchInputs) {
       const now = performance.now();
       this.#windowStart ??= now;
       const left = this.#windowStart + o.windowMs - now;
@@ -186,82 +244,93 @@ export class Batcher {
     return false;
   }
 
-  /** Inputs that could join the call at the head of the queue. */
-  #queuedInputs(): number {
-    let n = 0;
-    const key = this.#queue[0]?.spec.key;
-    for (const job of this.#queue) {
-      if (job.spec.key !== key) break;
-      n += job.texts.length - job.next;
-    }
-    return n;
-  }
-
-  #takeBatch(): Slice[] {
-    const slices: Slice[] = [];
-    let room = this.#opts.maxBatchInputs;
-    const key = this.#queue[0]!.spec.key;
-    while (room > 0 && this.#queue.length > 0 && this.#queue[0]!.spec.key === key) {
-      const job = this.#queue[0]!;
-      const take = Math.min(room, job.texts.length - job.next);
-      slices.push({ job, from: job.next, to: job.next + take });
-      if (job.startedAt === undefined) {
-        job.startedAt = performance.now();
-        this.#metrics.queueSeconds.observe({ model: this.#model }, (job.startedAt - job.admittedAt) / 1000);
-      }
+  #take(plan: { job: Job; take: number }[]): Slice[] {
+    const slices = plan.map(({ job, take }) => {
+      const slice = { job, from: job.next, to: job.next + take };
+      if (job.startedAt === undefined) this.#start(job);
       job.next += take;
-      room -= take;
-      if (job.next === job.texts.length) {
-        // Fully handed to runners: from here on it is computing, not waiting.
-        clearTimeout(job.timer);
-        this.#queue.shift();
-      }
-      // Without batching a call never mixes requests, though a large one is still split.
-      if (!this.#opts.enableBatching) break;
+      return slice;
+    });
+    for (let i = this.#queue.length - 1; i >= 0; i--) {
+      const job = this.#queue[i]!;
+      if (job.next === job.inputs.length) this.#queue.splice(i, 1);
     }
     this.#updateDepth();
     return slices;
   }
 
+  /** The job's first call: the queue timeout gives way to a deadline sized to the job. */
+  #start(job: Job): void {
+    job.startedAt = performance.now();
+    this.#metrics.queueSeconds.observe({ model: this.#model }, (job.startedAt - job.admittedAt) / 1000);
+    clearTimeout(job.timer);
+    const budgetMs = this.#opts.queueTimeoutMs + job.inputs.length * this.#opts.perInputTimeoutMs;
+    job.timer = setTimeout(() => {
+      this.#metrics.rejected.inc({ model: this.#model, reason: 'deadline' });
+      this.#fail(job, new ApiError('unavailable',
+        `Request of ${job.inputs.length} input(s) did not finish within ${Math.round(budgetMs / 1000)} s of starting on model '${this.#model}' ` +
+        '(QUEUE_TIMEOUT_MS + inputs x REQUEST_TIMEOUT_PER_INPUT_MS); the server is overloaded, retry later or send fewer inputs.',
+        { retryAfterS: 2, code: 'request_timeout' }));
+    }, budgetMs);
+  }
+
   async #dispatch(runner: RunnerHandle, slices: Slice[]): Promise<void> {
     const client = runner.client!;
-    const texts = slices.flatMap((s) => s.job.texts.slice(s.from, s.to));
+    const inputs = slices.flatMap((s) => s.job.inputs.slice(s.from, s.to));
     const ids = [...new Set(slices.map((s) => s.job.requestId))];
     this.#inflight.set(runner, this.#inflight.get(runner)! + 1);
     const started = performance.now();
     try {
-      const reply = await slices[0]!.job.spec.run(client, texts, ids);
+      const reply = await slices[0]!.job.spec.run(client, inputs, ids);
+      runner.served();
       const elapsedMs = performance.now() - started;
-      this.#record(reply.tokens, reply.computeSeconds, elapsedMs, texts.length, 'ok');
-      let row = 0;
-      for (const { job, from, to } of slices) {
-        for (let i = from; i < to; i++, row++) {
-          job.items[i] = reply.items[row];
-          job.tokens[i] = reply.tokens[row]!;
-        }
-        job.done += to - from;
-        job.inferenceMs += elapsedMs;
-        if (job.done === job.texts.length && !job.settled) {
-          this.#settle(job);
-          job.resolve({ items: job.items, tokens: job.tokens, queueMs: job.startedAt! - job.admittedAt, inferenceMs: job.inferenceMs });
-        }
-      }
+      this.#record(reply, elapsedMs, inputs.length, 'ok');
+      this.#deliver(slices, reply, elapsedMs);
     } catch (err) {
       this.#metrics.runnerCalls.inc({ model: this.#model, outcome: 'error' });
-      for (const { job } of slices) this.#fail(job, err as Error);
+      const jobs = new Set(slices.map((s) => s.job));
+      if (jobs.size > 1 && isolatable(err)) {
+        // One request's input may have broken the call for all: each retries alone.
+        this.#retries.push(...slices.filter((s) => !s.job.settled));
+      } else {
+        for (const job of jobs) this.#fail(job, err as Error);
+      }
     } finally {
       this.#inflight.set(runner, this.#inflight.get(runner)! - 1);
       this.#pump();
     }
   }
 
-  #record(tokenCounts: number[], computeS: number, elapsedMs: number, inputs: number, outcome: string): void {
+  /** Hands each job its rows; a job with a refused row fails with that row, the others succeed. */
+  #deliver(slices: Slice[], reply: CallResult<unknown>, elapsedMs: number): void {
+    const failed = new Map(reply.failures.map((f) => [f.row, f]));
+    let row = 0;
+    for (const { job, from, to } of slices) {
+      for (let i = from; i < to; i++, row++) {
+        const failure = failed.get(row);
+        if (failure) {
+          this.#metrics.rejected.inc({ model: this.#model, reason: failure.code || 'invalid_input' });
+          this.#fail(job, new InputError(i, failure.message, failure.code || null));
+        }
+        job.items[i] = reply.items[row];
+        job.tokens[i] = reply.tokens[row]!;
+      }
+      job.done += to - from;
+      job.inferenceMs += elapsedMs;
+      if (job.done === job.inputs.length && !job.settled) {
+        this.#settle(job);
+        job.resolve({ items: job.items, tokens: job.tokens, queueMs: job.startedAt! - job.admittedAt, inferenceMs: job.inferenceMs });
+      }
+    }
+  }
+
+  #record(reply: CallResult<unknown>, elapsedMs: number, inputs: number, outcome: string): void {
     const model = this.#model;
     this.#metrics.runnerCalls.inc({ model, outcome });
     this.#metrics.inferenceSeconds.observe({ model }, elapsedMs / 1000);
-    this.#metrics.runnerComputeSeconds.observe({ model }, computeS);
+    this.#metrics.runnerComputeSeconds.observe({ model }, reply.computeSeconds);
     this.#metrics.batchInputs.observe({ model }, inputs);
-    this.#metrics.batchTokens.observe({ model }, tokenCounts.reduce((a, b) => a + b, 0));
+    this.#metrics.batchTokens.observe({ model }, reply.tokens.reduce((a, b) => a + b, 0));
   }
 
   #settle(job: Job): void {
@@ -281,12 +350,15 @@ export class Batcher {
     for (let i = this.#queue.length - 1; i >= 0; i--) {
       if (this.#queue[i]!.settled) this.#queue.splice(i, 1);
     }
+    for (let i = this.#retries.length - 1; i >= 0; i--) {
+      if (this.#retries[i]!.job.settled) this.#retries.splice(i, 1);
+    }
   }
 
   #onRunnerLost(): void {
     // Queued work would only wait out its timeout while no runner can serve it.
     if (this.#runners.some((r) => r.state === 'ready')) return;
-    for (const job of [...this.#queue]) this.#fail(job, this.#unavailable());
+    for (const job of [...this.#queue, ...this.#retries.map((s) => s.job)]) this.#fail(job, this.#unavailable());
   }
 
   #unavailable(): ApiError {
@@ -297,6 +369,11 @@ export class Batcher {
   #updateDepth(): void {
     this.#metrics.queueDepth.set({ model: this.#model }, this.waiting);
   }
+}
+
+/** Failures that one request's input could have caused; a lost runner or a timeout could not. */
+function isolatable(err: unknown): boolean {
+  return err instanceof ApiError && (err.kind === 'internal' || err.kind === 'validation');
 }
 
 const clientClosed = () => new ApiError('validation', 'Client closed the request.', { code: 'client_closed' });

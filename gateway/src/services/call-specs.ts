@@ -1,5 +1,5 @@
-import type { EmbedCallOptions, EmbedReply, RerankCallOptions } from '../runners/runner-client.ts';
-import type { CallResult, CallSpec } from './batcher.ts';
+import type { EmbedCallOptions, EmbedReply, InputErrorReply, RerankCallOptions } from '../runners/runner-client.ts';
+import type { CallResult, CallSpec, RowFailure } from './batcher.ts';
 
 /** A sparse vector: token ids (ascending) and their weights. */
 export interface SparseItem {
@@ -23,9 +23,12 @@ export type InputKind = 'texts' | 'ids';
 // Every field takes part in the key: calls are shared only by identical options.
 const keyOf = (kind: string, options: object) => `${kind}\u0000${JSON.stringify(options)}`;
 
+/** The runner's per-input errors, as rows of the call. */
+const failures = (errors: InputErrorReply[]): RowFailure[] => errors.map((e) => ({ row: e.index, message: e.message, code: e.code }));
+
 /** The per-call accounting every Embed reply carries. */
 function counts(reply: EmbedReply): Omit<CallResult<unknown>, 'items'> {
-  return { tokens: reply.token_counts, computeSeconds: reply.compute_seconds };
+  return { tokens: reply.token_counts, computeSeconds: reply.compute_seconds, failures: failures(reply.errors) };
 }
 
 /** Dense vectors: one little-endian float32 row per input. */
@@ -76,7 +79,7 @@ export function rerankSpec(query: string, options: RerankCallOptions): CallSpec<
     key: keyOf('rerank', { query, ...options }),
     async run(client, inputs, ids) {
       const reply = await client.rerank(query, inputs, options, ids);
-      return { items: reply.scores, tokens: reply.token_counts, computeSeconds: reply.compute_seconds };
+      return { items: reply.scores, tokens: reply.token_counts, computeSeconds: reply.compute_seconds, failures: failures(reply.errors) };
     },
   };
 }
@@ -97,7 +100,7 @@ export function tokenizeSpec(addSpecialTokens: boolean): CallSpec<TokenItem[]> {
     async run(client, inputs) {
       const reply = await client.tokenize(inputs, addSpecialTokens);
       const items = reply.texts.map((t) => t.tokens);
-      return { items, tokens: items.map((t) => t.length), computeSeconds: 0 };
+      return { items, tokens: items.map((t) => t.length), computeSeconds: 0, failures: failures(reply.errors) };
     },
   };
 }
@@ -107,8 +110,8 @@ export function detokenizeSpec(skipSpecialTokens: boolean): CallSpec<string, num
   return {
     key: keyOf('detokenize', { skipSpecialTokens }),
     async run(client, inputs) {
-      const items = await client.detokenize(inputs, skipSpecialTokens);
-      return { items, tokens: inputs.map((ids) => ids.length), computeSeconds: 0 };
+      const reply = await client.detokenize(inputs, skipSpecialTokens);
+      return { items: reply.texts, tokens: inputs.map((ids) => ids.length), computeSeconds: 0, failures: failures(reply.errors) };
     },
   };
 }

@@ -3,6 +3,7 @@ import type { CatalogEntry } from '../config/catalog.ts';
 import type { Settings } from '../config/settings.ts';
 import { ApiError } from '../errors.ts';
 import type { Metrics } from '../metrics/metrics.ts';
+import type { SocketDir } from '../runners/socket-dir.ts';
 import { SupervisedRunner } from '../runners/supervisor.ts';
 import { ModelService } from './model-service.ts';
 
@@ -10,16 +11,19 @@ import { ModelService } from './model-service.ts';
 export class ModelRegistry {
   readonly #models = new Map<string, ModelService>();
 
-  /** entries: the catalog entries of the models to serve, in MODELS order. */
-  constructor(entries: CatalogEntry[], settings: Settings, metrics: Metrics, logger: Logger) {
+  /** entries: the catalog entries of the models to serve, in MODELS order; sockets: where runners listen. */
+  constructor(entries: CatalogEntry[], settings: Settings, sockets: Pick<SocketDir, 'socket'>, metrics: Metrics, logger: Logger) {
+    let index = 0;
     for (const entry of entries) {
       const name = entry.name;
       const runners = settings.MODEL_DEVICE.map((device) => {
-        const runner = new SupervisedRunner(name, device, settings, logger);
+        const runner = new SupervisedRunner(name, device, sockets.socket(index++), settings, logger);
         const labels = { model: name, device };
         metrics.runnerUp.set(labels, 0);
+        metrics.runnerHeldDown.set(labels, 0);
         runner.on('state', (state) => {
           metrics.runnerUp.set(labels, state === 'ready' ? 1 : 0);
+          metrics.runnerHeldDown.set(labels, state === 'held_down' ? 1 : 0);
           if (state === 'starting' && runner.restarts > 0) metrics.runnerRestarts.inc(labels);
         });
         return runner;
@@ -36,6 +40,7 @@ export class ModelRegistry {
         maxConcurrent: settings.MAX_CONCURRENT,
         maxQueue: settings.MAX_QUEUE_SIZE,
         queueTimeoutMs: settings.QUEUE_TIMEOUT_MS,
+        perInputTimeoutMs: settings.REQUEST_TIMEOUT_PER_INPUT_MS,
       }, metrics));
     }
   }

@@ -1,9 +1,9 @@
 import type { CatalogEntry } from '../config/catalog.ts';
-import { ApiError } from '../errors.ts';
+import { ApiError, InputError } from '../errors.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import type { RunnerInfo } from '../runners/runner-client.ts';
 import type { SupervisedRunner } from '../runners/supervisor.ts';
-import { Batcher, type BatcherOptions, type CallSpec } from './batcher.ts';
+import { Batcher, type BatcherOptions, type BatchResult, type CallSpec } from './batcher.ts';
 import {
   denseSpec, detokenizeSpec, multiVectorSpec, rerankSpec, sparseSpec, tokenizeSpec,
   type EmbedInput, type InputKind, type MultiVectorItem, type SparseItem, type TokenItem,
@@ -119,21 +119,34 @@ export class ModelService {
     this.#checkLimits([query], 'query');
     this.#require('rerank', documents, 'documents');
     const spec = rerankSpec(query, { raw_scores: opts.raw, refuse_long: !this.#truncate(opts), max_doc_tokens: opts.maxDocTokens ?? 0 });
-    const out = await this.#batcher.submit(documents, spec, ctx.requestId, ctx.signal);
+    const out = await this.#submit(documents, spec, ctx, 'documents');
     return { ...out, cacheHits: 0 };
   }
 
   /** The model's tokenisation of each text. */
   async tokenize(texts: string[], addSpecialTokens: boolean, ctx: CallContext): Promise<TokenItem[][]> {
     this.#require(undefined, texts);
-    return (await this.#batcher.submit(texts, tokenizeSpec(addSpecialTokens), ctx.requestId, ctx.signal)).items;
+    return (await this.#submit(texts, tokenizeSpec(addSpecialTokens), ctx)).items;
   }
 
   /** Text for each sequence of the model's token ids. */
   async detokenize(sequences: number[][], skipSpecialTokens: boolean, ctx: CallContext): Promise<string[]> {
     const info = this.#require(undefined, sequences);
     this.#checkVocabulary(sequences, info);
-    return (await this.#batcher.submit(sequences, detokenizeSpec(skipSpecialTokens), ctx.requestId, ctx.signal)).items;
+    return (await this.#submit(sequences, detokenizeSpec(skipSpecialTokens), ctx)).items;
+  }
+
+  /**
+   * Submits inputs to the batcher. An input the runner refused fails this request alone, named
+   * by its position in the client's request: `position` maps a submitted index back to it.
+   */
+  async #submit<T, I>(inputs: I[], spec: CallSpec<T, I>, ctx: CallContext, param = 'input',
+    position: (submitted: number) => number = (i) => i): Promise<BatchResult<T>> {
+    try {
+      return await this.#batcher.submit(inputs, spec, ctx.requestId, ctx.signal);
+    } catch (err) {
+      throw err instanceof InputError ? err.forClient(param, position(err.index)) : err;
+    }
   }
 
   /** Texts as they are, OpenAI token ids decoded to their texts, or the model's own ids. */
@@ -192,7 +205,8 @@ export class ModelService {
     this.#metrics.cacheMisses.inc({ model: this.name }, missed);
     if (misses.length === 0) return { items, tokens, cacheHits, queueMs: 0, inferenceMs: 0 };
 
-    const computed = await this.#batcher.submit(misses.map((k) => byKey.get(k)!), spec, ctx.requestId, ctx.signal);
+    // Duplicates and cache hits are not submitted; an error names the input's first position.
+    const computed = await this.#submit(misses.map((k) => byKey.get(k)!), spec, ctx, 'input', (m) => missIndex.get(misses[m]!)![0]!);
     misses.forEach((text, m) => {
       const value = computed.items[m]!;
       const count = computed.tokens[m]!;
@@ -213,7 +227,9 @@ export class ModelService {
     this.#checkLimits(inputs, param);
     const info = this.info;
     if (!this.ready || !info) {
-      throw new ApiError('unavailable', `Model '${this.name}' is not ready; retry shortly.`, { retryAfterS: 2, code: 'model_unavailable' });
+      const why = this.runners.map((r) => r.reason).find(Boolean);
+      throw new ApiError('unavailable', `Model '${this.name}' is not ready${why ? ` (runner ${why})` : ''}; retry shortly.`,
+        { retryAfterS: 2, code: 'model_unavailable' });
     }
     if (output && !info.capabilities.includes(NEEDS[output])) {
       const can = info.capabilities.join(', ');

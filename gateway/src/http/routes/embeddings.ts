@@ -1,6 +1,5 @@
 import type { FastifyInstance } from 'fastify';
 import type { CallContext, EmbedChoices, Inputs, ModelService, Outcome } from '../../services/model-service.ts';
-import { toHttpError } from '../error-envelope.ts';
 import { embeddingsRequestSchema, type EmbeddingsRequest, type EmbeddingsResponse } from '../schemas/embeddings.ts';
 import { asInputs, choicesFrom } from '../inputs.ts';
 import { callContext, modelFor } from '../route-helpers.ts';
@@ -35,13 +34,8 @@ export default async function embeddingsRoute(app: FastifyInstance): Promise<voi
     const choices = choicesFrom(body);
     const log = { model: body.model, inputs: texts.length, embedding_type: body.embedding_type, encoding_format: body.encoding_format };
 
-    let out;
-    try {
-      out = await compute(model, texts, body, choices, callContext(request));
-    } catch (err) {
-      request.log.info({ ...log, status: toHttpError(err).status }, 'embedding_request');
-      throw err;
-    }
+    // A failure is logged once, rate-limited, by the error handler.
+    const out = await compute(model, texts, body, choices, callContext(request));
     const promptTokens = out.tokens.reduce((a, b) => a + b, 0);
     request.log.info({
       ...log, tokens: promptTokens, cache_hits: out.cacheHits, queue_ms: round(out.queueMs),

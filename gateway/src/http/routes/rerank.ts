@@ -1,5 +1,4 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { toHttpError } from '../error-envelope.ts';
 import { rerankRequestSchema, type RerankResponse } from '../schemas/rerank.ts';
 import { teiRerankRequestSchema } from '../schemas/tei.ts';
 import { callContext, modelFor } from '../route-helpers.ts';
@@ -13,16 +12,12 @@ export default async function rerankRoutes(app: FastifyInstance): Promise<void> 
   async function scores(request: FastifyRequest, modelName: string | undefined, query: string, documents: string[],
     opts: { raw: boolean; truncate?: boolean; maxDocTokens?: number }) {
     const model = modelFor(app, request, modelName, 'rerank');
-    try {
-      const out = await model.rerank(query, documents, opts, callContext(request));
-      const ranked = out.items.map((score, index) => ({ index, score })).sort((a, b) => b.score - a.score);
-      const tokens = out.tokens.reduce((a, b) => a + b, 0);
-      request.log.info({ model: model.name, documents: documents.length, tokens, queue_ms: out.queueMs, inference_ms: out.inferenceMs, status: 200 }, 'rerank_request');
-      return { model: model.name, ranked, tokens };
-    } catch (err) {
-      request.log.info({ model: model.name, documents: documents.length, status: toHttpError(err).status }, 'rerank_request');
-      throw err;
-    }
+    // A failure is logged once, rate-limited, by the error handler.
+    const out = await model.rerank(query, documents, opts, callContext(request));
+    const ranked = out.items.map((score, index) => ({ index, score })).sort((a, b) => b.score - a.score);
+    const tokens = out.tokens.reduce((a, b) => a + b, 0);
+    request.log.info({ model: model.name, documents: documents.length, tokens, queue_ms: out.queueMs, inference_ms: out.inferenceMs, status: 200 }, 'rerank_request');
+    return { model: model.name, ranked, tokens };
   }
 
   for (const path of PATHS) {

@@ -1,0 +1,127 @@
+import { isUtf8 } from 'node:buffer';
+import type { Readable } from 'node:stream';
+import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
+import type { FastifyInstance } from 'fastify';
+import { ApiError } from '../errors.ts';
+
+/** Content-Encodings a request body may use; each gives a fresh decompressing stream. */
+const DECODERS: Record<string, () => NodeJS.ReadWriteStream> = {
+  gzip: createGunzip,
+  'x-gzip': createGunzip,
+  deflate: createInflate,
+  br: createBrotliDecompress,
+};
+
+/**
+ * Request bodies: decompression, then strict JSON. Everything a runner batch could choke on is
+ * refused here, before the request joins a batch that other clients share: bytes that are not
+ * UTF-8 (Fastify would silently turn them into U+FFFD), text with lone surrogates (valid JSON,
+ * but not encodable for the runner), and `__proto__` keys (prototype poisoning). Each gets a
+ * 400 that says which rule was broken and where, instead of a generic "not valid JSON".
+ */
+export function registerBodyParsing(app: FastifyInstance): void {
+  app.addHook('preParsing', async (request, _reply, payload) => {
+    const encoding = String(request.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+    if (encoding === 'identity' || encoding === '') return payload;
+    const decoder = DECODERS[encoding];
+    if (!decoder) {
+      throw new ApiError('unsupported_media', `Content-Encoding '${encoding}' is not supported; send the body as is, or with gzip, deflate or br.`,
+        { code: 'unsupported_content_encoding' });
+    }
+    return decompress(payload, decoder(), encoding);
+  });
+
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_request, body, done) => {
+    try {
+      done(null, parseStrictJson(body as unknown as Buffer));
+    } catch (err) {
+      done(err as Error, undefined);
+    }
+  });
+}
+
+/**
+ * The decompressed body. Fastify applies bodyLimit to what this stream yields, so a zip bomb
+ * stops at MAX_REQUEST_BYTES; `receivedEncodedLength` lets it check Content-Length against the
+ * bytes actually sent.
+ */
+function decompress(payload: Readable, decoder: NodeJS.ReadWriteStream, encoding: string): Readable {
+  const out = decoder as unknown as Readable & { receivedEncodedLength: number };
+  out.receivedEncodedLength = 0;
+  payload.on('data', (chunk: Buffer) => { out.receivedEncodedLength += chunk.length; });
+  payload.on('error', (err) => out.destroy(err));
+  out.on('error', () => { /* reported through the wrapped error below */ });
+  const emit = out.emit.bind(out);
+  // Fastify listens for 'error' on this stream; hand it a client error, not zlib's.
+  out.emit = ((event: string, ...args: unknown[]) => {
+    if (event === 'error' && !(args[0] instanceof ApiError)) {
+      args[0] = new ApiError('validation', `Request body is not valid ${encoding} data (${(args[0] as Error).message}).`, { code: 'invalid_content_encoding' });
+    }
+    return emit(event, ...args);
+  }) as typeof out.emit;
+  payload.pipe(decoder);
+  return out;
+}
+
+/** JSON.parse with the checks above; throws a 400 ApiError naming the problem. */
+export function parseStrictJson(body: Buffer): unknown {
+  if (!isUtf8(body)) {
+    throw new ApiError('validation', 'Request body is not valid UTF-8; encode text as UTF-8.', { code: 'invalid_utf8' });
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(body.toString('utf8'));
+  } catch (err) {
+    throw new ApiError('validation', `Request body is not valid JSON: ${(err as Error).message}`, { code: 'invalid_json' });
+  }
+  checkTree(value);
+  return value;
+}
+
+/**
+ * Walks every key and string once, without recursion (a deeply nested body must not overflow
+ * the stack). Paths are reported as the request's field, e.g. `input[3]`.
+ */
+function checkTree(root: unknown): void {
+  const stack: [unknown, string][] = [[root, '']];
+  while (stack.length > 0) {
+    const [value, path] = stack.pop()!;
+    if (typeof value === 'string') {
+      if (!value.isWellFormed()) throw badUnicode(path, value);
+    } else if (Array.isArray(value)) {
+      for (let i = value.length - 1; i >= 0; i--) stack.push([value[i], `${path}[${i}]`]);
+    } else if (value !== null && typeof value === 'object') {
+      for (const [key, child] of Object.entries(value)) {
+        const at = path ? `${path}.${key}` : key;
+        if (key === '__proto__' || (key === 'constructor' && child !== null && typeof child === 'object' && 'prototype' in child)) {
+          throw new ApiError('validation', `${at} is not allowed: the key '${key}' is refused in request bodies.`, { param: topField(at), code: 'forbidden_json_key' });
+        }
+        if (!key.isWellFormed()) throw badUnicode(at, key);
+        stack.push([child, at]);
+      }
+    }
+  }
+}
+
+function badUnicode(path: string, text: string): ApiError {
+  const at = loneSurrogate(text);
+  const unit = text.charCodeAt(at).toString(16).toUpperCase();
+  return new ApiError('validation',
+    `${path || 'body'} is not well-formed Unicode text (a lone surrogate \\u${unit} at character ${at}); send valid UTF-8 text.`,
+    { param: topField(path) || null, code: 'invalid_unicode' });
+}
+
+/** Index of the first UTF-16 surrogate that is not half of a pair. */
+function loneSurrogate(text: string): number {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0xd800 || c > 0xdfff) continue;
+    const next = text.charCodeAt(i + 1);
+    if (c > 0xdbff || !(next >= 0xdc00 && next <= 0xdfff)) return i;
+    i++;
+  }
+  return -1;
+}
+
+const topField = (path: string) => path.split(/[.[]/)[0]!;

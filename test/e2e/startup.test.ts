@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { cpSync, mkdtempSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -40,6 +40,19 @@ describe('gateway startup', () => {
     expect(res.stderr).toContain(`weights for '${MODEL}' are not in`);
     expect(res.stderr).toContain('npm run download-models');
     expect(res.ms).toBeLessThan(60_000);
+  });
+
+  it('says in one line which weights are corrupt and how to fetch them again', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'corrupt-models-'));
+    cpSync(join(ROOT, 'models', MODEL), join(dir, MODEL), { recursive: true });
+    const weights = join(dir, MODEL, 'model.safetensors');
+    truncateSync(weights, 1000);
+    const res = gateway({ MODELS: MODEL, MODELS_DIR: dir });
+    expect(res.status).toBe(2);
+    const lines = res.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain(`${dir}/${MODEL} are corrupt or incomplete`);
+    expect(lines[0]).toContain(`npm run download-models -- ${MODEL} --force`);
   });
 
   it('names the interpreter and the OS error when the runner cannot be spawned', () => {

@@ -1,5 +1,5 @@
 import { isUtf8 } from 'node:buffer';
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
 import { ApiError } from '../errors.ts';
@@ -44,23 +44,16 @@ export function registerBodyParsing(app: FastifyInstance): void {
 /**
  * The decompressed body. Fastify applies bodyLimit to what this stream yields, so a zip bomb
  * stops at MAX_REQUEST_BYTES; `receivedEncodedLength` lets it check Content-Length against the
- * bytes actually sent.
+ * bytes actually sent. A corrupt body ends the stream with a client error, not zlib's own.
  */
 function decompress(payload: Readable, decoder: NodeJS.ReadWriteStream, encoding: string): Readable {
-  const out = decoder as unknown as Readable & { receivedEncodedLength: number };
+  const out = new PassThrough() as PassThrough & { receivedEncodedLength: number };
   out.receivedEncodedLength = 0;
   payload.on('data', (chunk: Buffer) => { out.receivedEncodedLength += chunk.length; });
   payload.on('error', (err) => out.destroy(err));
-  out.on('error', () => { /* reported through the wrapped error below */ });
-  const emit = out.emit.bind(out);
-  // Fastify listens for 'error' on this stream; hand it a client error, not zlib's.
-  out.emit = ((event: string, ...args: unknown[]) => {
-    if (event === 'error' && !(args[0] instanceof ApiError)) {
-      args[0] = new ApiError('validation', `Request body is not valid ${encoding} data (${(args[0] as Error).message}).`, { code: 'invalid_content_encoding' });
-    }
-    return emit(event, ...args);
-  }) as typeof out.emit;
-  payload.pipe(decoder);
+  decoder.on('error', (err: Error) => out.destroy(
+    new ApiError('validation', `Request body is not valid ${encoding} data (${err.message}).`, { code: 'invalid_content_encoding' })));
+  payload.pipe(decoder).pipe(out);
   return out;
 }
 

@@ -187,7 +187,9 @@ export class SupervisedRunner extends EventEmitter<{ state: [RunnerState] }> {
       if (!exitedEarly) proc.kill('SIGKILL');
       const result = await exited;
       const why = exitedEarly ? describeExit(result, s.RUNNER_PYTHON) : `was not ready within ${s.RUNNER_STARTUP_TIMEOUT_S}s`;
-      throw new RunnerStartError(`runner for '${this.model}' on ${this.device} ${why}${stderrTail.length ? `:\n${stderrTail.join('\n')}` : ''}`);
+      // A runner that failed cleanly said why in one line; keep the whole message on one line then.
+      const detail = stderrTail.length === 0 ? '' : stderrTail.length === 1 ? `: ${stderrTail[0]}` : `:\n${stderrTail.join('\n')}`;
+      throw new RunnerStartError(`runner for '${this.model}' on ${this.device} ${why}${detail}`);
     }
     try {
       this.#info = await client.info();

@@ -247,6 +247,20 @@ describe('Batcher', () => {
     await expect(batcher.submit(['slow'], SPEC, 'late')).rejects.toMatchObject({ kind: 'unavailable', code: 'request_timeout' });
   });
 
+  it('finishes a started request within its deadline even while new requests keep the runner busy', async () => {
+    const { runner, batcher } = setup({ maxConcurrent: 1, maxBatchInputs: 2, queueTimeoutMs: 100, perInputTimeoutMs: 20 });
+    runner.callMs = 10;
+    // 6 inputs: 100 + 6 x 20 ms once started. New 2-input requests arrive as fast as calls finish.
+    const big = batcher.submit(Array.from({ length: 6 }, (_, i) => `big${i}`), SPEC, 'big').then(() => 'ok', (e: ApiError) => e.code);
+    const stream: Promise<unknown>[] = [];
+    for (let t = 0; t < 400; t += 10) {
+      stream.push(batcher.submit([`s${t}a`, `s${t}b`], SPEC, `s${t}`).catch(() => undefined));
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(await big).toBe('ok');
+    await Promise.all(stream);
+  });
+
   it('tells the runner each time a call succeeded, which resets its restart backoff', async () => {
     const { runner, batcher } = setup();
     await batcher.submit(['a'], SPEC, '1');

@@ -60,7 +60,7 @@ export const settingsSchema = z.object({
   /** A connection that has not sent its request headers within this long is closed (slow-loris defence). */
   HTTP_HEADERS_TIMEOUT_MS: int(1000).default(10_000),
   /** A connection that has not sent its whole request, headers and body, within this long is closed with 408. */
-  HTTP_REQUEST_TIMEOUT_MS: int(1000).default(30_000),
+  HTTP_REQUEST_TIMEOUT_MS: int(1000).default(25_000),
   /**
    * An idle keep-alive connection is closed after this long. Longer than clients' own pool expiry
    * (httpx 5 s, undici 4 s, load balancers 60 s), so a client never reuses a connection at the

@@ -9,7 +9,7 @@ import type { Settings } from '../config/settings.ts';
 import { RunnerClient, type RunnerInfo } from './runner-client.ts';
 
 const PROJECT_ROOT = fileURLToPath(new URL('../../..', import.meta.url));
-/** First restart delay; doubles per consecutive failure up to RESTART_MAX_MS. */
+/** Restart delay after the second failure in a row; doubles per further failure up to RESTART_MAX_MS. */
 const RESTART_BASE_MS = 500;
 const RESTART_MAX_MS = 30_000;
 /** Health probe period once ready, and how many failed probes in a row mean "hung". */
@@ -172,18 +172,27 @@ export class SupervisedRunner extends EventEmitter<{ state: [RunnerState] }> {
       forceKillAfterDelay: 10_000,
     });
     this.#proc = proc;
-    this.#pipeLogs(proc, stderrTail);
+    let announced!: () => void;
+    const serving = new Promise<void>((resolve) => { announced = resolve; });
+    this.#pipeLogs(proc, stderrTail, announced);
 
     const exited = proc.then((r) => r);
-    const client = new RunnerClient(this.model, `unix://${this.#socket}`, secret, s.RUNNER_CALL_TIMEOUT_S * 1000);
     const deadline = Date.now() + s.RUNNER_STARTUP_TIMEOUT_S * 1000;
     let exitedEarly = false;
     void exited.then(() => { exitedEarly = true; });
-    while (!exitedEarly && Date.now() < deadline && !(await client.isServing(1_000))) {
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    if (exitedEarly || this.#stopped() || Date.now() >= deadline) {
-      client.close();
+    // The client connects once the runner says it serves, so that the channel does not sit in
+    // a reconnect backoff from attempts made before the socket existed; polling every second
+    // covers a runner whose log line went missing, and failed checks are retried 100 ms apart.
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    let client: RunnerClient | undefined;
+    do {
+      await Promise.race([serving, exited, sleep(1_000)]);
+      if (client) await Promise.race([exited, sleep(100)]);
+      if (exitedEarly || Date.now() >= deadline) break;
+      client ??= new RunnerClient(this.model, `unix://${this.#socket}`, secret, s.RUNNER_CALL_TIMEOUT_S * 1000);
+    } while (!(await client.isServing(1_000)));
+    if (!client || exitedEarly || this.#stopped() || Date.now() >= deadline) {
+      client?.close();
       if (!exitedEarly) proc.kill('SIGKILL');
       const result = await exited;
       const why = exitedEarly ? describeExit(result, s.RUNNER_PYTHON) : `was not ready within ${s.RUNNER_STARTUP_TIMEOUT_S}s`;
@@ -212,7 +221,8 @@ export class SupervisedRunner extends EventEmitter<{ state: [RunnerState] }> {
     return { device: 'cuda:0', env: { CUDA_VISIBLE_DEVICES: match[1] } };
   }
 
-  #pipeLogs(proc: ResultPromise, stderrTail: string[]): void {
+  /** Re-emits the runner's log lines through pino; `onServing` fires on its `serving` line. */
+  #pipeLogs(proc: ResultPromise, stderrTail: string[], onServing: () => void): void {
     createInterface({ input: proc.stdout! }).on('line', (line) => {
       let rec: Record<string, unknown> | undefined;
       try {
@@ -226,6 +236,7 @@ export class SupervisedRunner extends EventEmitter<{ state: [RunnerState] }> {
       }
       const { level, msg, time: _time, ...fields } = rec;
       this.#log[PINO_LEVELS[level as number] ?? 'info'](fields, String(msg ?? ''));
+      if (msg === 'serving') onServing();
     });
     createInterface({ input: proc.stderr! }).on('line', (line) => {
       stderrTail.push(line);
@@ -271,7 +282,8 @@ export class SupervisedRunner extends EventEmitter<{ state: [RunnerState] }> {
     }
     this.#reason = reason;
     this.#setState('down');
-    const delay = Math.min(RESTART_BASE_MS * 2 ** (this.#failures - 1), RESTART_MAX_MS);
+    // A runner that had been serving restarts at once; failures in a row back off.
+    const delay = this.#failures === 1 ? 0 : Math.min(RESTART_BASE_MS * 2 ** (this.#failures - 2), RESTART_MAX_MS);
     this.#log.warn({ delay_ms: delay, attempt: this.#failures }, 'runner_restart_scheduled');
     this.#restartAfter(delay);
   }

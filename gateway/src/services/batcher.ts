@@ -69,7 +69,8 @@ interface Job {
   tokens: number[];
   inferenceMs: number;
   settled: boolean;
-  /** The queue timeout until the job starts, then its deadline. */
+  /** When the job fails: admission + queue timeout until it starts, then start + its budget. */
+  deadline: number;
   timer: NodeJS.Timeout | undefined;
   resolve: (r: BatchResult<unknown>) => void;
   reject: (e: Error) => void;
@@ -88,12 +89,13 @@ interface Slice {
  * queued inputs with one call spec are cut into a runner call of up to maxBatchInputs inputs,
  * across job boundaries, so concurrent requests share forward passes and large requests split.
  *
- * Jobs are served least-served first: a call takes inputs of jobs that have had none computed
- * yet, in arrival order, and only when there are none does it continue started jobs, the one
- * with the fewest inputs handed out first. A huge request therefore advances one slice at a
- * time, interleaved with everything that arrives meanwhile, and a one-text request never waits
- * behind more than the calls already in flight. A call holding new jobs is not topped up with
- * a started job's inputs, so it stays as short as the new work.
+ * Jobs are served earliest deadline first. A job waiting to start must start within the queue
+ * timeout; once started, it has a budget that grows with its size (see #start). A one-text
+ * request that arrives while a huge one runs therefore goes first, and the huge one advances
+ * one slice at a time in between, yet it still moves ahead of newer work as its own deadline
+ * nears, so no job starves while the server keeps up. Jobs that have not started never share a
+ * call with started ones: a one-text request is not topped up with a huge request's inputs, so
+ * its call stays as short as the new work.
  *
  * An idle server dispatches at once; only while other calls are in flight does a free slot wait
  * up to windowMs for the batch to fill. A job that cannot be dispatched right away, with
@@ -156,8 +158,9 @@ export class Batcher {
       const job: Job = {
         inputs, spec: spec as CallSpec<unknown, unknown>, requestId, signal, admittedAt: performance.now(), startedAt: undefined,
         next: 0, done: 0, items: new Array(inputs.length), tokens: new Array(inputs.length),
-        inferenceMs: 0, settled: false, timer: undefined, resolve: resolve as (r: BatchResult<unknown>) => void, reject,
+        inferenceMs: 0, settled: false, deadline: 0, timer: undefined, resolve: resolve as (r: BatchResult<unknown>) => void, reject,
       };
+      job.deadline = job.admittedAt + this.#opts.queueTimeoutMs;
       job.timer = setTimeout(() => {
         this.#metrics.rejected.inc({ model: this.#model, reason: 'queue_timeout' });
         this.#fail(job, new ApiError('overloaded',
@@ -198,18 +201,18 @@ export class Batcher {
   }
 
   /**
-   * The next call's inputs, without taking them: jobs not yet started in arrival order, else
-   * started jobs with the fewest inputs handed out; only jobs with the first one's call spec.
+   * The next call's inputs, without taking them: the most urgent job, then other jobs with its
+   * call spec, by deadline, that like it have (or have not yet) started.
    */
   #plan(): { job: Job; take: number }[] {
-    const fresh = this.#queue.filter((j) => j.startedAt === undefined);
-    const candidates = fresh.length > 0 ? fresh : [...this.#queue].sort((a, b) => a.next - b.next);
-    const key = candidates[0]!.spec.key;
+    const byDeadline = [...this.#queue].sort((a, b) => a.deadline - b.deadline);
+    const head = byDeadline[0]!;
+    const started = head.startedAt !== undefined;
     const plan: { job: Job; take: number }[] = [];
     let room = this.#opts.maxBatchInputs;
-    for (const job of candidates) {
+    for (const job of byDeadline) {
       if (room === 0) break;
-      if (job.spec.key !== key) continue;
+      if (job.spec.key !== head.spec.key || (job.startedAt !== undefined) !== started) continue;
       const take = Math.min(room, job.inputs.length - job.next);
       plan.push({ job, take });
       room -= take;
@@ -265,6 +268,7 @@ export class Batcher {
     this.#metrics.queueSeconds.observe({ model: this.#model }, (job.startedAt - job.admittedAt) / 1000);
     clearTimeout(job.timer);
     const budgetMs = this.#opts.queueTimeoutMs + job.inputs.length * this.#opts.perInputTimeoutMs;
+    job.deadline = job.startedAt + budgetMs;
     job.timer = setTimeout(() => {
       this.#metrics.rejected.inc({ model: this.#model, reason: 'deadline' });
       this.#fail(job, new ApiError('unavailable',

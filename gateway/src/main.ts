@@ -1,9 +1,9 @@
+import { tmpdir } from 'node:os';
 import { CatalogError, loadCatalog, type CatalogEntry } from './config/catalog.ts';
 import { loadSettings, readDotenv, SettingsError, settingsHelp, type Settings } from './config/settings.ts';
 import { buildApp } from './http/app.ts';
 import { createLogger } from './logger.ts';
 import { createMetrics } from './metrics/metrics.ts';
-import { tmpdir } from 'node:os';
 import { SocketDir } from './runners/socket-dir.ts';
 import { RunnerStartError } from './runners/supervisor.ts';
 import { ModelRegistry } from './services/model-registry.ts';
@@ -53,11 +53,12 @@ async function main(): Promise<void> {
   const logger = createLogger(settings.LOG_LEVEL);
   // Keys are secrets: the log says only how many there are.
   logger.info({ config: { ...settings, API_KEY: `${settings.API_KEY.length} key(s)` } }, 'runtime_config');
+  const socketParent = settings.SOCKET_DIR || tmpdir();
   let sockets: SocketDir;
   try {
-    sockets = new SocketDir(settings.SOCKET_DIR || tmpdir());
+    sockets = new SocketDir(socketParent);
   } catch (err) {
-    die(`cannot make a private socket folder in SOCKET_DIR=${settings.SOCKET_DIR || tmpdir()}: ${(err as Error).message}`);
+    die(`cannot make a private socket folder in ${socketParent} (SOCKET_DIR): ${(err as Error).message}`);
   }
   // Every way out but SIGKILL passes here; the next start sweeps up after a SIGKILL.
   process.on('exit', () => sockets.remove());

@@ -62,6 +62,12 @@ describe('gateway startup', () => {
     expect(res.stderr).not.toContain('undefined');
   });
 
+  it('says why it cannot make its socket folder instead of crashing', () => {
+    const res = gateway({ MODELS: MODEL, SOCKET_DIR: '/nonexistent/sockets' });
+    expect(res.status).toBe(2);
+    expect(res.stderr.trim()).toMatch(/^edge-embed: cannot make a private socket folder in \/nonexistent\/sockets \(SOCKET_DIR\): ENOENT/);
+  });
+
   it('prints the settings with --help', () => {
     const res = gateway({}, ['--help']);
     expect(res.status).toBe(0);

@@ -111,7 +111,6 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
         )
 
 
-
 def _errors(failures: tuple[InputFailure, ...]) -> list[runner_pb2.InputError]:
     """The handler's failed inputs as the reply's `errors`."""
     return [runner_pb2.InputError(index=f.index, message=f.message, code=f.code) for f in failures]

@@ -27,7 +27,7 @@ export class RejectionLog {
     this.#perMs = perMinute / 60_000;
     this.#burst = Math.max(perMinute > 0 ? 1 : 0, perMinute / 6);
     this.#tokens = this.#burst;
-    this.#timer = setInterval(() => this.flush(), SUMMARY_INTERVAL_MS);
+    this.#timer = setInterval(() => this.#flush(), SUMMARY_INTERVAL_MS);
     this.#timer.unref();
   }
 
@@ -43,17 +43,17 @@ export class RejectionLog {
   }
 
   /** Writes the summary of suppressed lines, if any; also called on close so none are lost. */
-  flush(): void {
+  #flush(): void {
     if (this.#suppressed.size === 0) return;
     const byStatus = Object.fromEntries(this.#suppressed);
     this.#suppressed = new Map();
     this.#logger.warn({ suppressed: byStatus }, 'rejections_suppressed');
   }
 
-  /** Stops the summary timer. */
+  /** Stops the summary timer, after a last summary. */
   close(): void {
     clearInterval(this.#timer);
-    this.flush();
+    this.#flush();
   }
 
   #take(): boolean {

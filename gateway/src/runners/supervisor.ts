@@ -139,7 +139,7 @@ export class SupervisedRunner extends EventEmitter<{ state: [RunnerState] }> {
 
   async #launch(): Promise<void> {
     const s = this.#settings;
-    rmSync(this.#socket, { force: true });
+    // The socket path is free: the folder is new, and every exit path removed its last socket.
     this.#setState('starting');
     const { device, env } = this.#pinning();
     // A new secret per process: only this gateway, which holds it, can call the runner.
@@ -265,7 +265,7 @@ export class SupervisedRunner extends EventEmitter<{ state: [RunnerState] }> {
     this.#client?.close();
     this.#client = undefined;
     this.#log.error({ code, signal, pid: proc.pid }, 'runner_exited');
-    this.#failed(`exited with ${signal ? `signal ${signal}` : `code ${code}`}`);
+    this.#failed(exitText(code, signal));
   }
 
   /** Counts a crash or failed start, then restarts after the backoff or holds the runner down. */
@@ -310,7 +310,9 @@ function describeExit(result: Result, python: string): string {
     const hint = errno === 'ENOENT' ? ' (no such file; set RUNNER_PYTHON to a Python with the runner installed)' : '';
     return `could not be started: RUNNER_PYTHON '${python}' failed with ${errno}${hint}`;
   }
-  return `exited with ${result.signal ? `signal ${result.signal}` : `code ${result.exitCode}`}`;
+  return exitText(result.exitCode, result.signal);
 }
+
+const exitText = (code: number | undefined, signal: string | undefined) => `exited with ${signal ? `signal ${signal}` : `code ${code}`}`;
 
 const firstLine = (text: string) => text.split('\n')[0]!;

@@ -99,8 +99,7 @@ interface Slice {
  *
  * An idle server dispatches at once; only while other calls are in flight does a free slot wait
  * up to windowMs for the batch to fill. A job that cannot be dispatched right away, with
- * maxQueue jobs already waiting, is refused. QUEUE_TIMEOUT_MS bounds the wait before a job's
- * first call; after that the job has a deadline that grows with its size.
+ * maxQueue jobs already waiting, is refused.
  *
  * One bad input fails only its own job: the runner reports it per row, and the other rows of
  * the call are answered. A call that fails as a whole for another reason is retried job by job,
@@ -155,12 +154,12 @@ export class Batcher {
         { retryAfterS: 1, code: 'queue_full' }));
     }
     return new Promise<BatchResult<T>>((resolve, reject) => {
+      const now = performance.now();
       const job: Job = {
-        inputs, spec: spec as CallSpec<unknown, unknown>, requestId, signal, admittedAt: performance.now(), startedAt: undefined,
-        next: 0, done: 0, items: new Array(inputs.length), tokens: new Array(inputs.length),
-        inferenceMs: 0, settled: false, deadline: 0, timer: undefined, resolve: resolve as (r: BatchResult<unknown>) => void, reject,
+        inputs, spec: spec as CallSpec<unknown, unknown>, requestId, signal, admittedAt: now, startedAt: undefined,
+        next: 0, done: 0, items: new Array(inputs.length), tokens: new Array(inputs.length), inferenceMs: 0, settled: false,
+        deadline: now + this.#opts.queueTimeoutMs, timer: undefined, resolve: resolve as (r: BatchResult<unknown>) => void, reject,
       };
-      job.deadline = job.admittedAt + this.#opts.queueTimeoutMs;
       job.timer = setTimeout(() => {
         this.#metrics.rejected.inc({ model: this.#model, reason: 'queue_timeout' });
         this.#fail(job, new ApiError('overloaded',
@@ -315,6 +314,7 @@ export class Batcher {
         if (failure) {
           this.#metrics.rejected.inc({ model: this.#model, reason: failure.code || 'invalid_input' });
           this.#fail(job, new InputError(i, failure.message, failure.code || null));
+          continue;
         }
         job.items[i] = reply.items[row];
         job.tokens[i] = reply.tokens[row]!;

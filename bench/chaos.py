@@ -92,7 +92,8 @@ def main() -> int:
     ensure_venv()
     sys.path.insert(0, str(BENCH))
     from chaos_suite import SCENARIOS
-    from chaos_suite.common import Context, Row, stop_all
+    from chaos_suite.results import Context, Row
+    from chaos_suite.server import stop_all
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", default="", metavar="NAME,...", help=f"run only these scenarios: {', '.join(SCENARIOS)}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Callable
 
 from . import bad_inputs, big_request, correctness, lifecycle, log_floods, overload, poison, restarts, slow_clients, soak
-from .common import Context, Row
+from .results import Context, Row
 
 SCENARIOS: dict[str, Callable[[Context], list[Row]]] = {
     "correctness": correctness.run,

@@ -19,7 +19,9 @@ from dataclasses import dataclass
 
 import httpx
 
-from .common import HOST, MODEL, Context, Row, Server, check, envelope_problem, error_of
+from .config import HOST, MODEL
+from .results import Context, Row, check
+from .server import Server, envelope_problem, error_of
 
 M = MODEL
 JSON = {"content-type": "application/json"}

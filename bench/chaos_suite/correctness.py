@@ -16,7 +16,10 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from .common import DIM, MODEL, Context, Corpus, Row, Server, check, check_embeddings, info, metric_sum, ms, percentile
+from .config import DIM, MODEL
+from .results import Context, Row, check, info, ms, percentile
+from .server import Server, metric_sum
+from .texts import Corpus, check_embeddings
 
 CLIENTS = 64
 ABORT_SHARE = 0.05

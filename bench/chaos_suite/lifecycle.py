@@ -25,8 +25,11 @@ from pathlib import Path
 
 import httpx
 
-from .common import (MODEL, Context, Corpus, Row, Server, alive, check, check_embeddings, info, is_runner,
-                     runner_processes_using, signal_pid, wait_until)
+from .config import MODEL
+from .processes import alive, is_runner, runner_processes_using, signal_pid, wait_until
+from .results import Context, Row, check, info
+from .server import Server
+from .texts import Corpus, check_embeddings
 from .restarts import recover
 
 CALL_TIMEOUT_S = 10

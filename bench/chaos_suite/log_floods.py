@@ -13,7 +13,10 @@ import time
 
 import httpx
 
-from .common import MODEL, Context, Corpus, Row, Server, check, info, metric_sum
+from .config import MODEL
+from .results import Context, Row, check, info
+from .server import Server, metric_sum
+from .texts import Corpus
 
 KEY = "chaos-suite-key"
 CONNECTIONS = 32

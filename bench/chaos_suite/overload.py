@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from .common import MODEL, Context, Corpus, Row, Server, check, check_embeddings, info, ms, percentile
+from .config import MODEL
+from .results import Context, Row, check, info, ms, percentile
+from .server import Server
+from .texts import Corpus, check_embeddings
 
 PER_REQUEST = 8
 MAX_OUTSTANDING = 400

@@ -17,7 +17,10 @@ from dataclasses import dataclass
 
 import httpx
 
-from .common import MODEL, Context, Corpus, Row, Server, check, check_embeddings, error_of, info
+from .config import MODEL
+from .results import Context, Row, check, info
+from .server import Server, error_of
+from .texts import Corpus, check_embeddings
 
 INNOCENTS = 96
 INDEX_RE = re.compile(r"input\[(\d+)\]")

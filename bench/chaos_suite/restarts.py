@@ -14,7 +14,10 @@ import time
 
 import httpx
 
-from .common import MODEL, Context, Row, Server, alive, check, info, signal_pid, wait_until
+from .config import MODEL
+from .processes import alive, signal_pid, wait_until
+from .results import Context, Row, check, info
+from .server import Server
 
 
 class LightTraffic:

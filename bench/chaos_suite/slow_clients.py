@@ -18,8 +18,11 @@ import time
 
 import httpx
 
-from .common import (HOST, MODEL, Context, Corpus, Row, Server, check, cpu_seconds, info, metric_sum, ms,
-                     percentile)
+from .config import HOST, MODEL
+from .processes import cpu_seconds
+from .results import Context, Row, check, info, ms, percentile
+from .server import Server, metric_sum
+from .texts import Corpus
 
 CLOSE_TARGET_S = 30.0
 GIVE_UP_S = 75.0

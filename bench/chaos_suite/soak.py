@@ -15,7 +15,11 @@ import time
 import httpx
 import numpy as np
 
-from .common import MODEL, Context, Corpus, Row, Server, check, check_embeddings, info, rss_mb
+from .config import MODEL
+from .processes import rss_mb
+from .results import Context, Row, check, info
+from .server import Server
+from .texts import Corpus, check_embeddings
 
 CLIENTS = 4
 SAMPLE_EVERY_S = 10.0

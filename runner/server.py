@@ -62,6 +62,8 @@ def warm_up(handler: Handler, pool: ThreadPoolExecutor, opts: ServeOptions, logg
             handler.multi_vector(batch, EmbedOptions())
         if "rerank" in handler.capabilities:
             handler.score(_WARMUP_TEXT, batch, truncate=True, raw=False)
+        if "classify" in handler.capabilities:
+            handler.classify(batch, truncate=True, raw=False)
 
     def task() -> None:
         barrier.wait(timeout=60)

@@ -43,8 +43,9 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
                 sparse=[runner_pb2.SparseVector(indices=i.tolist(), values=v.tolist())
                         for i, v in zip(out.indices, out.values)],
                 token_counts=out.token_counts, compute_seconds=elapsed, errors=_errors(out.errors))
-        if kind == runner_pb2.MULTI_VECTOR:
-            out, elapsed = self._call(context, len(texts), lambda: self._handler.multi_vector(texts, opts))
+        if kind in (runner_pb2.MULTI_VECTOR, runner_pb2.TOKEN_EMBEDDINGS):
+            compute = self._handler.multi_vector if kind == runner_pb2.MULTI_VECTOR else self._handler.token_embeddings
+            out, elapsed = self._call(context, len(texts), lambda: compute(texts, opts))
             packed = np.concatenate(out.vectors) if out.vectors else np.empty((0, 0), np.float32)
             return runner_pb2.EmbedResponse(
                 vectors=packed.astype("<f4", copy=False).tobytes(), dimensions=packed.shape[1],
@@ -62,6 +63,16 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
             max_doc_tokens=request.max_doc_tokens or None))
         return runner_pb2.RerankResponse(scores=out.scores.tolist(), token_counts=out.token_counts,
                                          compute_seconds=elapsed, errors=_errors(out.errors))
+
+    def Classify(self, request, context):
+        # An empty text_pair means a lone text: the gateway never sends empty texts.
+        inputs = [(x.text, x.text_pair) if x.text_pair else x.text for x in request.inputs]
+        out, elapsed = self._call(context, len(inputs), lambda: self._handler.classify(
+            inputs, truncate=not request.refuse_long, raw=request.raw_scores,
+            truncate_side="left" if request.truncate_left else "right"))
+        return runner_pb2.ClassifyResponse(scores=out.scores.ravel().tolist(),
+                                           token_counts=out.token_counts, compute_seconds=elapsed,
+                                           errors=_errors(out.errors))
 
     def _call(self, context, inputs: int, work: Callable):
         """Runs work, logs computed batches, and turns errors into gRPC statuses (no internals)."""
@@ -104,6 +115,8 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
             capabilities=list(h.capabilities),
             device=self._device,
             dtype=str(h.dtype).removeprefix("torch."),
+            pooling=h.pooling,
+            labels=list(h.labels),
             prompt_names=list(h.prompt_names),
             matryoshka_dims=list(h.matryoshka_dims),
             score_activation=h.score_activation if "rerank" in h.capabilities else "",

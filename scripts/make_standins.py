@@ -28,9 +28,13 @@ from transformers import (
     BertConfig,
     BertForSequenceClassification,
     BertModel,
+    DistilBertConfig,
+    DistilBertForSequenceClassification,
     Gemma3TextConfig,
     Gemma3TextModel,
     PreTrainedTokenizerFast,
+    RobertaConfig,
+    RobertaForSequenceClassification,
     XLMRobertaConfig,
     XLMRobertaForSequenceClassification,
     XLMRobertaModel,
@@ -176,14 +180,14 @@ def embedding_gemma(out: Path) -> None:
     (out / "4_Normalize").mkdir(exist_ok=True)
 
 
-def bert_tokenizer() -> PreTrainedTokenizerFast:
+def bert_tokenizer(token_types: bool = True) -> PreTrainedTokenizerFast:
     return tokenizer(
         {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "[MASK]": 4},
         "[CLS]:0 $A:0 [SEP]:0", "[CLS]:0 $A:0 [SEP]:0 $B:1 [SEP]:1",
         {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]", "sep_token": "[SEP]",
          "mask_token": "[MASK]"},
         lowercase=True,
-        token_types=True,
+        token_types=token_types,
     )
 
 
@@ -217,6 +221,55 @@ def multilingual_e5(out: Path) -> None:
     sentence_transformer(out, seed=5, pooling="mean_tokens", xlmr_vocab=True)
 
 
+#: SamLowe/roberta-base-go_emotions' labels, in its id order.
+GO_EMOTIONS = [
+    "admiration", "amusement", "anger", "annoyance", "approval", "caring", "confusion", "curiosity", "desire",
+    "disappointment", "disapproval", "disgust", "embarrassment", "excitement", "fear", "gratitude", "grief", "joy",
+    "love", "nervousness", "optimism", "pride", "realization", "relief", "remorse", "sadness", "surprise", "neutral",
+]
+
+
+#: Classifier stand-ins start from wider random weights than the others: at the default 0.02 every
+#: input gets nearly the same scores, and a parity check could not tell inputs apart.
+CLASSIFIER_INIT = 0.3
+
+
+def id2label(names: list[str]) -> dict:
+    """The config fields that name a classifier's outputs."""
+    return {"id2label": dict(enumerate(names)), "label2id": {n: i for i, n in enumerate(names)}}
+
+
+def distilbert_sst2(out: Path) -> None:
+    """DistilBERT sentiment classifier (no token type ids), like distilbert-base-uncased-finetuned-sst-2-english."""
+    torch.manual_seed(6)
+    config = DistilBertConfig(vocab_size=VOCAB, dim=HIDDEN, n_layers=2, n_heads=4, hidden_dim=128,
+                              max_position_embeddings=512, initializer_range=CLASSIFIER_INIT,
+                              **id2label(["NEGATIVE", "POSITIVE"]))
+    DistilBertForSequenceClassification(config).save_pretrained(out)
+    bert_tokenizer(token_types=False).save_pretrained(out)
+
+
+def roberta_classifier(out: Path, seed: int, names: list[str], **extra) -> None:
+    """RoBERTa sequence classifier with an XLM-R-style vocabulary and RoBERTa's pair layout."""
+    torch.manual_seed(seed)
+    config = RobertaConfig(vocab_size=VOCAB, hidden_size=HIDDEN, num_hidden_layers=2, num_attention_heads=4,
+                           intermediate_size=128, max_position_embeddings=514, type_vocab_size=1,
+                           pad_token_id=1, bos_token_id=0, eos_token_id=2, initializer_range=CLASSIFIER_INIT,
+                           **id2label(names), **extra)
+    RobertaForSequenceClassification(config).save_pretrained(out)
+    xlmr_tokenizer().save_pretrained(out)
+
+
+def go_emotions(out: Path) -> None:
+    """Multi-label emotion classifier (a sigmoid per label), like SamLowe/roberta-base-go_emotions."""
+    roberta_classifier(out, 7, GO_EMOTIONS, problem_type="multi_label_classification")
+
+
+def nli_distilroberta(out: Path) -> None:
+    """Three-way NLI cross-encoder over (premise, hypothesis) pairs, like cross-encoder/nli-distilroberta-base."""
+    roberta_classifier(out, 8, ["contradiction", "entailment", "neutral"])
+
+
 def write_json(path: Path, value) -> None:
     path.write_text(json.dumps(value, indent=2), encoding="utf-8")
 
@@ -228,6 +281,9 @@ BUILDERS = {
     "ms-marco-minilm-l6-v2": ms_marco,
     "bge-small-en-v1.5": bge_small,
     "multilingual-e5-small": multilingual_e5,
+    "distilbert-sst-2": distilbert_sst2,
+    "roberta-base-go-emotions": go_emotions,
+    "nli-distilroberta-base": nli_distilroberta,
 }
 
 

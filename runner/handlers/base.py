@@ -53,7 +53,12 @@ class EmbedOptions:
 
 @dataclass(frozen=True)
 class Token:
-    """One token of a tokenised text, with its span (character offsets) in the text."""
+    """One token of a tokenised text, with its span in the text as UTF-8 byte offsets.
+
+    Bytes rather than characters because TEI's clients index the UTF-8 text with them, and
+    characters would mean different things to Python (code points) and JavaScript (UTF-16).
+    Special tokens have no span: 0, 0.
+    """
 
     id: int
     text: str
@@ -99,6 +104,20 @@ class ScoreOutput:
     errors: tuple[InputFailure, ...] = ()
 
 
+#: One input of a classifier: a text, or a pair of texts read together (premise, hypothesis).
+ClassifyInput = str | tuple[str, str]
+
+
+@dataclass(frozen=True)
+class ClassifyOutput:
+    """Scores of every label per input, row-aligned; a failed input's row is zeros."""
+
+    labels: tuple[str, ...]  # in id order; the columns of `scores`
+    scores: np.ndarray  # float32, shape (len(inputs), len(labels))
+    token_counts: list[int]
+    errors: tuple[InputFailure, ...] = ()
+
+
 @dataclass(frozen=True)
 class TokenizeOutput:
     """The tokens of each text; no tokens for a failed text."""
@@ -122,7 +141,7 @@ class Handler(ABC):
     `capabilities`, which the gateway reads from Info to route requests.
     """
 
-    #: What the model can do: text-embedding, sparse-embedding, multi-vector, rerank.
+    #: What the model can do: text-embedding, sparse-embedding, multi-vector, rerank, classify.
     capabilities: ClassVar[tuple[str, ...]]
     #: False for models whose activations overflow float16; dtype "auto" then means bfloat16.
     allows_float16: ClassVar[bool] = True
@@ -151,6 +170,16 @@ class Handler(ABC):
     def matryoshka_dims(self) -> tuple[int, ...]:
         """Sizes dense vectors may be cut to; empty when only the full size is meaningful."""
         return ()
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """A classifier's labels in id order; empty for other models."""
+        return ()
+
+    @property
+    def pooling(self) -> str:
+        """How dense vectors are pooled from token states ("mean", "cls", ...); "" without dense output."""
+        return ""
 
     @property
     def score_activation(self) -> str:
@@ -182,7 +211,16 @@ class Handler(ABC):
         """Per-token vectors."""
         raise InvalidInput("this model does not produce multi-vector embeddings")
 
+    def token_embeddings(self, inputs: Inputs, opts: EmbedOptions) -> MultiVectorOutput:
+        """The encoder's last hidden state for every token, special tokens included, before pooling."""
+        raise InvalidInput("this model does not produce token embeddings")
+
     def score(self, query: str, documents: list[str], truncate: bool, raw: bool,
               max_doc_tokens: int | None = None) -> ScoreOutput:
         """Relevance of each document to the query; raw skips the model's activation."""
         raise InvalidInput("this model does not rerank")
+
+    def classify(self, inputs: list[ClassifyInput], truncate: bool, raw: bool,
+                 truncate_side: str = "right") -> ClassifyOutput:
+        """Scores of every label for each text or pair; raw skips the model's activation."""
+        raise InvalidInput("this model does not classify")

@@ -60,6 +60,13 @@ class BgeM3Handler(EncoderHandler):
     def matryoshka_dims(self) -> tuple[int, ...]:
         return tuple(self._ctx.entry.matryoshka_dims)
 
+    @property
+    def pooling(self) -> str:
+        return "cls"
+
+    def token_embeddings(self, inputs: Inputs, opts: EmbedOptions) -> MultiVectorOutput:
+        return self._token_states(self._model, self.prepare(inputs, opts))
+
     def embed(self, inputs: Inputs, opts: EmbedOptions) -> EmbedOutput:
         batch = self.prepare(inputs, opts)
 

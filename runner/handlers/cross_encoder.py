@@ -10,10 +10,10 @@ never push the query out of the model's view.
 from __future__ import annotations
 
 import numpy as np
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from ..errors import INPUT_TOO_LONG, ConfigError, InputFailure, InvalidInput
 from .base import LoadContext, ScoreOutput
+from .classification_model import load_classification_model
 from .encoder import EncoderHandler, Tokenized
 from .pair_template import PairTemplate
 
@@ -24,18 +24,13 @@ class CrossEncoderHandler(EncoderHandler):
     capabilities = ("rerank",)
 
     def __init__(self, ctx: LoadContext) -> None:
-        root = ctx.model_dir
-        tokenizer = AutoTokenizer.from_pretrained(root, local_files_only=True)
-        self._model = AutoModelForSequenceClassification.from_pretrained(root, local_files_only=True, dtype=ctx.dtype)
-        self._model.to(ctx.device).eval()
+        tokenizer, self._model, max_tokens = load_classification_model(ctx)
         config = self._model.config
         if config.num_labels != 1:
             raise ConfigError(f"{ctx.entry.name}: a reranker needs exactly one output label, not {config.num_labels}")
         self._activation = _activation(config)
         self._template = PairTemplate.infer(tokenizer)
-        positions = config.max_position_embeddings - (2 if config.model_type in ("xlm-roberta", "roberta") else 0)
-        limits = [ctx.entry.max_tokens, tokenizer.model_max_length, positions]
-        super().__init__(ctx, tokenizer, min(x for x in limits if isinstance(x, int) and 0 < x < 10**6))
+        super().__init__(ctx, tokenizer, max_tokens)
 
     @property
     def dimensions(self) -> int:

@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from ..errors import EMPTY_INPUT, INVALID_TOKEN_IDS, InputFailure, InvalidInput, too_long
-from .base import DetokenizeOutput, EmbedOptions, Handler, Inputs, LoadContext, Token, TokenizeOutput
+from .base import (DetokenizeOutput, EmbedOptions, Handler, Inputs, LoadContext, MultiVectorOutput, Token,
+                   TokenizeOutput)
 from .length_buckets import length_buckets
 
 
@@ -100,8 +101,9 @@ class EncoderHandler(Handler):
         for text, ids, spans, specials in zip(texts, enc["input_ids"], enc["offset_mapping"],
                                               enc["special_tokens_mask"]):
             pieces = tok.convert_ids_to_tokens(ids)
+            at = _utf8_offsets(text)
             result.append([
-                Token(i, piece if special else text[a:b], bool(special), 0 if special else a, 0 if special else b)
+                Token(i, piece, True, 0, 0) if special else Token(i, text[a:b], False, at[a], at[b])
                 for i, piece, (a, b), special in zip(ids, pieces, spans, specials)
             ])
         return TokenizeOutput(result)
@@ -193,6 +195,17 @@ class EncoderHandler(Handler):
 
         return self._compute.submit(compute).result()
 
+    def _token_states(self, model, batch: Tokenized) -> MultiVectorOutput:
+        """Every non-padding token's last hidden state from model, the bare encoder."""
+        def forward(features):
+            states = model(**features).last_hidden_state.float().cpu().numpy()
+            keep = features["attention_mask"].bool().cpu().numpy()
+            return [states[r][keep[r]] for r in range(states.shape[0])]
+
+        width = model.config.hidden_size
+        return MultiVectorOutput(self._run(batch, forward, np.empty((0, width), np.float32)),
+                                 batch.lengths, batch.failures)
+
     def _pad(self, rows: list[int], batch: Tokenized, pad_id: int, side: str) -> dict[str, torch.Tensor]:
         """Pads one bucket on the tokenizer's own side; position ids depend on that side."""
         width = max(len(batch.ids[i]) for i in rows)
@@ -211,6 +224,14 @@ class EncoderHandler(Handler):
         if types is not None:
             features["token_type_ids"] = types.to(device)
         return features
+
+
+def _utf8_offsets(text: str) -> list[int]:
+    """UTF-8 byte offset of each character position of text, and of its end."""
+    offsets = [0] * (len(text) + 1)
+    for i, ch in enumerate(text):
+        offsets[i + 1] = offsets[i] + len(ch.encode("utf-8", "surrogatepass"))
+    return offsets
 
 
 def to_numpy_rows(vectors: torch.Tensor) -> list[np.ndarray]:

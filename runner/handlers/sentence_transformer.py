@@ -17,8 +17,8 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 from ..errors import ConfigError, InvalidInput
-from .base import EmbedOptions, EmbedOutput, Inputs, LoadContext
-from .encoder import EncoderHandler, matryoshka, to_numpy_rows
+from .base import EmbedOptions, EmbedOutput, Inputs, LoadContext, MultiVectorOutput
+from .encoder import EncoderHandler, Tokenized, matryoshka, to_numpy_rows
 from .st_modules import Dense, Pooling, normalize
 
 
@@ -82,17 +82,29 @@ class SentenceTransformerHandler(EncoderHandler):
     def matryoshka_dims(self) -> tuple[int, ...]:
         return tuple(self._ctx.entry.matryoshka_dims)
 
+    @property
+    def pooling(self) -> str:
+        return "+".join(self._pooling.modes)
+
     def embed(self, inputs: Inputs, opts: EmbedOptions) -> EmbedOutput:
-        if inputs and isinstance(inputs[0], str):
-            inputs = [t.lower() for t in inputs] if self._lowercase else inputs
-            batch = self.prepare(inputs, opts, self._prompt_text(opts.prompt_name))
-        else:
-            batch = self.prepare(inputs, opts)  # ids: no prompt, by definition
+        batch = self._batch(inputs, opts)
         normalize = self._normalize and opts.normalize
         rows = self._run(batch, lambda features: self._forward(features, normalize),
                          np.zeros(self._dimensions, np.float32))
         vectors = matryoshka(np.stack(rows), opts.dimensions, self._dimensions, self.matryoshka_dims, normalize)
         return EmbedOutput(vectors, batch.lengths, batch.failures)
+
+    def token_embeddings(self, inputs: Inputs, opts: EmbedOptions) -> MultiVectorOutput:
+        # What sentence-transformers' encode(output_value="token_embeddings") gives: the
+        # Transformer module's output, prompt tokens included.
+        return self._token_states(self._model, self._batch(inputs, opts))
+
+    def _batch(self, inputs: Inputs, opts: EmbedOptions) -> Tokenized:
+        """Token ids as sentence-transformers makes them: lowercased if configured, prompt first."""
+        if inputs and isinstance(inputs[0], str):
+            inputs = [t.lower() for t in inputs] if self._lowercase else inputs
+            return self.prepare(inputs, opts, self._prompt_text(opts.prompt_name))
+        return self.prepare(inputs, opts)  # ids: no prompt, by definition
 
     def _prompt_text(self, name: str | None) -> str:
         """The text prepended to each input, as sentence-transformers' encode(prompt_name=...)."""

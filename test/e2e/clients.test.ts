@@ -3,6 +3,7 @@ import { mkdtempSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getEncoding } from 'js-tiktoken';
+import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cosine, MODEL, ROOT, startServer, type RunningServer } from './server.ts';
 
@@ -22,7 +23,11 @@ beforeAll(async () => {
   const dir = join(mkdtempSync(join(tmpdir(), 'clients-')), 'models');
   execFileSync(join(ROOT, '.venv/bin/python'), ['scripts/make_standins.py', '--out', dir, 'bge-m3', RERANKER], { cwd: ROOT, stdio: 'ignore' });
   symlinkSync(join(ROOT, 'models', MODEL), join(dir, MODEL));
-  server = await startServer({ MODELS: `${MODEL},bge-m3,${RERANKER}`, MODELS_DIR: dir, WARMUP_STEPS: '1' });
+  // Two embedding models: requests naming none go to DEFAULT_MODEL, as the README advises.
+  server = await startServer({
+    MODELS: `${MODEL},bge-m3,${RERANKER}`, MODELS_DIR: dir, WARMUP_STEPS: '1', DEFAULT_MODEL: MODEL,
+    MODEL_ALIASES: `text-embedding-3-small=${MODEL}`,
+  });
 }, 180_000);
 afterAll(async () => { await server.stop(); });
 
@@ -115,14 +120,110 @@ describe('TEI routes', () => {
     }
   });
 
-  it('POST /tokenize {"inputs"}, POST /decode and GET /info', async () => {
-    const tokens = (await post('/tokenize', { inputs: 'Hello world' })).body;
-    expect(tokens[0][1]).toEqual({ id: expect.any(Number), text: 'Hello', special: false, start: 0, stop: 5 });
-    expect(tokens[0][0].special).toBe(true);
-    const decoded = (await post('/decode', { ids: tokens[0].map((t: any) => t.id) })).body;
-    expect(decoded).toEqual(['hello world']);
+  it('POST /tokenize {"inputs"} gives UTF-8 byte spans and null for special tokens; POST /decode inverts it', async () => {
+    const text = 'Héllo wörld';
+    const tokens = (await post('/tokenize', { inputs: text })).body[0];
+    expect(tokens[0]).toMatchObject({ special: true, start: null, stop: null });
+    const bytes = Buffer.from(text);
+    for (const t of tokens.filter((x: any) => !x.special)) expect(bytes.subarray(t.start, t.stop).toString()).toBe(t.text);
+    expect(tokens.at(-2).stop).toBe(bytes.length); // 13 bytes, 11 characters
+    const decoded = (await post('/decode', { ids: tokens.map((t: any) => t.id) })).body;
+    expect(decoded).toEqual(['hello world']); // MiniLM lowercases and strips accents
+  });
+
+  it('GET /info holds every field TEI\'s Info schema requires, for the primary model', async () => {
     const info = (await (await fetch(`${server.url}/info`)).json()) as any;
-    expect(info).toMatchObject({ model_id: MODEL, max_input_length: 256, max_client_batch_size: 2048 });
+    const required = ['model_id', 'model_dtype', 'model_type', 'max_concurrent_requests', 'max_input_length', 'max_batch_tokens',
+      'max_client_batch_size', 'auto_truncate', 'tokenization_workers', 'version', 'served_model_name'];
+    for (const key of required) expect(info[key], key).not.toBeUndefined();
+    expect(info).toMatchObject({
+      model_id: MODEL, served_model_name: MODEL, model_type: { embedding: { pooling: 'mean' } }, model_dtype: 'float32',
+      max_input_length: 256, max_client_batch_size: 2048, auto_truncate: true,
+    });
+  });
+
+  it('takes the model\'s own token ids on /embed and /embedding: a /tokenize round trip gives the text\'s vector', async () => {
+    const text = 'Token ids from our own tokenizer';
+    const ids = (await post('/tokenize', { inputs: text })).body[0].map((t: any) => t.id);
+    const fromText = (await post('/embed', { inputs: text })).body[0];
+    const single = (await post('/embed', { inputs: ids })).body;
+    const batch = (await post('/embed', { inputs: [ids, ids] })).body;
+    expect(single).toHaveLength(1);
+    expect(batch).toHaveLength(2);
+    expect(cosine(single[0], fromText)).toBeGreaterThanOrEqual(0.99999);
+    const llamaIds = (await post('/tokenize', { content: text, add_special: true })).body.tokens;
+    const llama = (await post('/embedding', { content: llamaIds })).body[0].embedding[0];
+    expect(cosine(llama, fromText)).toBeGreaterThanOrEqual(0.99999);
+    const mixed = await post('/embed', { inputs: ['text', ids] });
+    expect(mixed.status).toBe(400);
+    expect(mixed.body.error.message).toContain('one kind per request');
+  });
+
+  it('POST /similarity gives the cosine of each sentence with the source, as /v1/embeddings vectors do', async () => {
+    const sentences = ['A man is eating food.', 'A man is riding a horse.'];
+    const res = await post('/similarity', { inputs: { source_sentence: 'A man is eating pasta.', sentences } });
+    expect(res.status).toBe(200);
+    const vectors = (await openai(['A man is eating pasta.', ...sentences])).data.map((d: any) => d.embedding);
+    res.body.forEach((score: number, i: number) => expect(score).toBeCloseTo(cosine(vectors[0], vectors[i + 1]), 5));
+    const long = 'word '.repeat(400);
+    const refused = await post('/similarity', { inputs: { source_sentence: 'a', sentences: ['b', long] }, parameters: { truncate: false } });
+    expect(refused.status).toBe(400);
+    expect(refused.body.error).toMatchObject({ param: 'inputs', code: 'input_too_long' });
+    expect(refused.body.error.message).toMatch(/^inputs\.sentences\[1\] has \d+ tokens/);
+  });
+
+  it('POST /embed_all gives every token\'s vector; their mean is the pooled embedding', async () => {
+    const text = 'Mean pooling over token states';
+    const res = await post('/embed_all', { inputs: [text] });
+    expect(res.status).toBe(200);
+    const tokens = (await post('/tokenize', { inputs: text })).body[0];
+    const states = res.body[0] as number[][];
+    expect(states).toHaveLength(tokens.length);
+    const mean = states[0]!.map((_, d) => states.reduce((sum, row) => sum + row[d]!, 0) / states.length);
+    expect(cosine(mean, (await post('/embed', { inputs: text })).body[0])).toBeGreaterThanOrEqual(0.99999);
+  });
+
+  it('POST / serves the primary model\'s kind: embed, similarity, or rerank by the body', async () => {
+    const embed = await post('/', { inputs: 'What is Deep Learning?' });
+    expect(embed.body).toEqual((await post('/embed', { inputs: 'What is Deep Learning?' })).body);
+    const similar = await post('/', { inputs: { source_sentence: 'a cat', sentences: ['a cat', 'a car'] } });
+    expect(similar.body[0]).toBeCloseTo(1, 5);
+    const ranked = await post('/', { query: 'What is Deep Learning?', texts: ['bananas', 'Deep learning is...'], top_n: 1 });
+    expect(ranked.body).toHaveLength(1);
+  });
+
+  it('POST /rerank {"texts"} honours top_n', async () => {
+    const texts = ['a', 'b', 'c', 'd'];
+    for (const [topN, length] of [[undefined, 4], [2, 2], [99, 4]] as const) {
+      expect((await post('/rerank', { query: 'q', texts, top_n: topN })).body, String(topN)).toHaveLength(length);
+    }
+  });
+});
+
+describe('model selection and POST /embeddings', () => {
+  it('answers /v1/embeddings without `model` with DEFAULT_MODEL, and an alias with its model', async () => {
+    const none = await post('/v1/embeddings', { input: 'hello' });
+    expect(none.status).toBe(200);
+    expect(none.body.model).toBe(MODEL);
+    const alias = await post('/v1/embeddings', { input: 'hello', model: 'text-embedding-3-small' });
+    expect(alias.body.model).toBe(MODEL);
+    expect(alias.body.data[0].embedding).toEqual(none.body.data[0].embedding);
+    const unknown = await post('/v1/embeddings', { input: 'hello', model: 'text-embedding-3-large' });
+    expect(unknown.status).toBe(404);
+    expect(unknown.body.error).toMatchObject({ type: 'invalid_request_error', code: 'model_not_found', param: 'model' });
+    const models = (await (await fetch(`${server.url}/v1/models`)).json()) as any;
+    expect(models.data.find((m: any) => m.id === 'text-embedding-3-small')).toMatchObject({ alias_of: MODEL, dimensions: 384 });
+  });
+
+  it('gives the openai SDK pointed at a base URL without /v1 OpenAI\'s shape on /embeddings', async () => {
+    const client = new OpenAI({ apiKey: 'unused', baseURL: server.url });
+    const res = await client.embeddings.create({ model: MODEL, input: ['hello', 'world'] });
+    expect(res.object).toBe('list');
+    expect(res.data).toHaveLength(2);
+    const want = (await openai(['hello', 'world'])).data;
+    res.data.forEach((d, i) => expect(cosine(d.embedding, want[i].embedding)).toBeGreaterThanOrEqual(0.99999));
+    // llama.cpp's own clients send `input` alone, or `content`, and keep llama.cpp's list.
+    expect(Array.isArray((await post('/embeddings', { input: 'hello' })).body)).toBe(true);
   });
 });
 

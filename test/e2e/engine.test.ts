@@ -136,6 +136,12 @@ describe('cache, usage and request ids', () => {
     expect(runnerLine).toMatchObject({ runner: MODEL, model: MODEL });
   });
 
+  it('writes each key once on re-emitted runner lines: the runner\'s own device is runner_device', () => {
+    const raw = server.logs().find((l) => l.includes('"msg":"serving"'))!;
+    expect(raw.match(/"device":/g)).toHaveLength(1);
+    expect(JSON.parse(raw)).toMatchObject({ device: 'auto', runner_device: 'cpu' });
+  });
+
   it('reports queue depth, time histograms and runner-side timings', async () => {
     const text = await (await fetch(`${server.url}/metrics`)).text();
     for (const name of ['embedding_queue_depth', 'embedding_queue_seconds_count', 'embedding_inference_seconds_count',

@@ -45,6 +45,21 @@ def test_langchain_openai_embeddings_with_defaults_match_the_raw_text(server, ti
     assert float(query @ want[0]) / np.linalg.norm(query) / np.linalg.norm(want[0]) >= 0.99999
 
 
+def test_huggingface_inference_client_uses_the_tei_root_route(server, st_minilm, monkeypatch):
+    # InferenceClient(model=<url>) posts every task to the URL itself, as to a TEI endpoint.
+    # The suite's offline switch guards the Hub; this client only talks to 127.0.0.1.
+    from huggingface_hub import InferenceClient, constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    client = InferenceClient(model=server)
+    got = np.asarray(client.feature_extraction(TEXTS), dtype=np.float32)
+    want = st_minilm.encode(TEXTS)
+    cos = (got * want).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(want, axis=1)
+    assert got.shape == want.shape and cos.min() >= 0.99999
+    sims = client.sentence_similarity(TEXTS[0], other_sentences=TEXTS[1:])
+    assert np.allclose(sims, [float(want[0] @ w) / np.linalg.norm(want[0]) / np.linalg.norm(w) for w in want[1:]], atol=1e-5)
+
+
 def test_cohere_v2_client_reranks(server):
     client = cohere.ClientV2(api_key="unused", base_url=server)
     res = client.rerank(model=RERANKER, query="What is a panda?", documents=DOCUMENTS, top_n=2)

@@ -103,3 +103,13 @@ def test_normalize_false_returns_the_unnormalised_vector(minilm):
     unit = minilm.embed(["some text"], EmbedOptions()).vectors[0]
     assert abs(np.linalg.norm(plain) - 1) > 1e-3
     assert np.allclose(plain / np.linalg.norm(plain), unit, atol=1e-6)
+
+
+def test_token_spans_are_utf8_byte_offsets(minilm):
+    text = "Café – naïve 😀 ok"
+    tokens = minilm.tokenize([text], add_special_tokens=True).texts[0]
+    data = text.encode("utf-8")
+    words = [t for t in tokens if not t.special]
+    assert [data[t.start:t.stop].decode("utf-8") for t in words] == [t.text for t in words]
+    assert words[-1].stop == len(data)  # bytes, not characters: the text is 24 bytes, 18 characters
+    assert (tokens[0].start, tokens[0].stop) == (0, 0)

@@ -24,6 +24,23 @@ describe('HTTP app before the runners are ready', () => {
     expect(unknown.json().error.message).toContain('Served models: m1, m2');
   });
 
+  it('reads null as absent in every optional field, nested ones too, and a null required field as missing', async () => {
+    current = app();
+    const nulls = { model: 'm1', input: 'x', dimensions: null, user: null, prompt_name: null, truncate: null, encoding_format: null };
+    // Past validation, the request meets the model that is not up yet.
+    expect((await current.inject({ method: 'POST', url: '/v1/embeddings', payload: nulls })).statusCode).toBe(503);
+    const similarity = { inputs: { source_sentence: 'a', sentences: ['b'] }, parameters: { prompt_name: null, truncate: null }, model: 'm1' };
+    expect((await current.inject({ method: 'POST', url: '/similarity', payload: similarity })).statusCode).toBe(503);
+    const rerank = { model: 'm1', query: 'q', documents: ['d'], top_n: null, return_documents: null };
+    expect((await current.inject({ method: 'POST', url: '/v1/rerank', payload: rerank })).statusCode).toBe(503);
+    const missing = await current.inject({ method: 'POST', url: '/v1/embeddings', payload: { model: 'm1', input: null } });
+    expect(missing.statusCode).toBe(400);
+    expect(missing.json().error).toMatchObject({ param: 'input', message: 'input is required' });
+    // A null element is a wrong input, not an absent one.
+    const element = await current.inject({ method: 'POST', url: '/v1/embeddings', payload: { model: 'm1', input: ['a', null] } });
+    expect(element.statusCode).toBe(400);
+  });
+
   it('checks the input limits before anything else', async () => {
     current = app({ MAX_BATCH_SIZE: '2', MAX_TEXT_CHARS: '3' });
     const many = await current.inject({ method: 'POST', url: '/v1/embeddings', payload: { model: 'm1', input: ['a', 'b', 'c'] } });
@@ -32,6 +49,17 @@ describe('HTTP app before the runners are ready', () => {
     const long = await current.inject({ method: 'POST', url: '/v1/embeddings', payload: { model: 'm1', input: ['abcd'] } });
     expect(long.statusCode).toBe(400);
     expect(long.json().error.message).toContain('input[0] has 4 characters; at most 3 (MAX_TEXT_CHARS)');
+  });
+
+  it('answers a body that is not an object with a 400 on every route that picks a dialect by the body', async () => {
+    current = app();
+    for (const url of ['/', '/rerank', '/tokenize', '/classify', '/embeddings']) {
+      for (const payload of ['"AAA"', '[1]', 'null', '7']) {
+        const res = await current.inject({ method: 'POST', url, payload, headers: { 'content-type': 'application/json' } });
+        expect(res.statusCode, `${url} ${payload}`).toBe(400);
+        expect(res.json().error.message).toBe('Request body must be a JSON object.');
+      }
+    }
   });
 
   it('answers 413 above MAX_REQUEST_BYTES and 404 on unknown routes, in the OpenAI shape', async () => {

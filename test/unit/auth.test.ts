@@ -58,8 +58,11 @@ describe('CORS and the OpenAPI document', () => {
     expect(doc.openapi).toBe('3.1.0');
     for (const op of OPERATIONS) expect(doc.paths[op.path][op.method], op.path).toBeDefined();
     const body = doc.paths['/v1/embeddings'].post.requestBody.content['application/json'].schema;
-    expect(body.required).toEqual(['input', 'model']);
+    expect(body.required).toEqual(['input']);
     expect(Object.keys(body.properties)).toEqual(expect.arrayContaining(['encoding_format', 'dimensions', 'embedding_type', 'tokenizer']));
+    // null is read as absent, so every optional field says it may be null.
+    expect(body.properties.dimensions.anyOf).toContainEqual({ type: 'null' });
+    expect(body.properties.input.anyOf).not.toContainEqual({ type: 'null' });
     expect((await current.inject({ method: 'GET', url: '/docs' })).statusCode).toBeLessThan(400);
   });
 });

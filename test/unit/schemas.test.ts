@@ -24,8 +24,8 @@ describe('embeddings request schema', () => {
     [{ model: 'm', input: [1, 'a'] }, 'input', 'a string, an array of strings'],
     [{ model: 'm', input: [[]] }, 'input', 'input[0]: token-id inputs must not be empty'],
     [{ model: 'm', input: [-1] }, 'input', 'input'],
-    [{ input: 'x' }, 'model', 'model is required'],
-    [{ model: 'm', input: 'x', encoding_format: 'int8' }, 'encoding_format', 'encoding_format'],
+    [{ input: 'x', model: '' }, 'model', 'model must not be empty'],
+    [{ model: 'm', input: 'x', encoding_format: 'int16' }, 'encoding_format', 'encoding_format'],
     [{ model: 'm', input: 'x', dimensions: 0 }, 'dimensions', 'dimensions'],
   ])('rejects %o as a 400 on %s', (body, param, message) => {
     try {

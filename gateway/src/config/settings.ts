@@ -15,6 +15,7 @@ const bool = z
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
 const list = z.string().transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean));
 const DEVICE = /^(auto|cpu|mps|cuda(:\d+)?)$/;
+const ALIAS = /^[^=\s]+\s*=\s*[^=\s]+$/;
 
 /**
  * Every setting of the gateway, keyed by its environment variable name. Each can also be given
@@ -25,6 +26,19 @@ const DEVICE = /^(auto|cpu|mps|cuda(:\d+)?)$/;
 export const settingsSchema = z.object({
   /** Comma-separated catalog names to serve. Required: the server serves nothing by default. */
   MODELS: list.pipe(z.array(z.string()).min(1, 'name at least one model')),
+  /**
+   * The model that answers requests naming none, for every kind of request it can serve (embed,
+   * rerank, classify). Empty:
+   * a request without a model goes to the one served model of the kind it needs, and is refused
+   * when several could answer.
+   */
+  DEFAULT_MODEL: z.string().default(''),
+  /**
+   * Comma-separated `alias=model` pairs: names clients hard-code (text-embedding-3-small) that are
+   * answered by a served model. /v1/models lists them.
+   */
+  MODEL_ALIASES: list.pipe(z.array(z.string().regex(ALIAS, 'write each alias as alias=model'))).default([])
+    .transform((pairs) => pairs.map((p) => p.split('=').map((s) => s.trim()) as [alias: string, model: string])),
   /** Device(s) for the runners: auto, cpu, mps, cuda or cuda:N. A comma list starts one runner per device for each model. */
   MODEL_DEVICE: list.pipe(
     z.array(z.string().regex(DEVICE, 'use auto, cpu, mps, cuda or cuda:N')).min(1),
@@ -53,7 +67,11 @@ export const settingsSchema = z.object({
   MAX_BATCH_TOKENS: int(1).default(16_384),
   /** Cut inputs longer than the model's token limit (true) or refuse them with 400 (false); requests may override. */
   AUTO_TRUNCATE: bool.default(true),
-  /** How token-id inputs (int arrays) are read: OpenAI's cl100k_base or o200k_base ids (decoded to text), or the model's own vocabulary. */
+  /**
+   * How token-id inputs (int arrays) are read on the OpenAI-shaped routes: OpenAI's cl100k_base or
+   * o200k_base ids (decoded to text), or the model's own vocabulary. The llama.cpp and TEI routes
+   * read the model's own ids, as those servers do.
+   */
   TOKEN_ID_INPUTS: z.enum(['cl100k_base', 'o200k_base', 'model']).default('cl100k_base'),
   /** Largest request body in bytes, after decompression; larger bodies get 413. */
   MAX_REQUEST_BYTES: int(1024).default(16 * 1024 * 1024),
@@ -109,6 +127,18 @@ export const settingsSchema = z.object({
   SOCKET_DIR: z.string().default(''),
   /** On SIGTERM, SIGINT or SIGHUP, how long in-flight requests may take to finish before runners stop. */
   SHUTDOWN_TIMEOUT_S: int(0).default(30),
+}).superRefine((s, ctx) => {
+  // Names that point at nothing served are caught at start, not on the first request.
+  if (s.DEFAULT_MODEL && !s.MODELS.includes(s.DEFAULT_MODEL)) {
+    ctx.addIssue({ code: 'custom', path: ['DEFAULT_MODEL'], message: `'${s.DEFAULT_MODEL}' is not one of MODELS (${s.MODELS.join(', ')})` });
+  }
+  for (const [alias, target] of s.MODEL_ALIASES) {
+    if (!s.MODELS.includes(target)) {
+      ctx.addIssue({ code: 'custom', path: ['MODEL_ALIASES'], message: `alias '${alias}' points at '${target}', which is not one of MODELS (${s.MODELS.join(', ')})` });
+    } else if (s.MODELS.includes(alias)) {
+      ctx.addIssue({ code: 'custom', path: ['MODEL_ALIASES'], message: `alias '${alias}' is itself a served model` });
+    }
+  }
 });
 
 /** Validated settings, as the rest of the gateway sees them. */

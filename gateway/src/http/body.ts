@@ -17,7 +17,8 @@ const DECODERS: Record<string, () => NodeJS.ReadWriteStream> = {
  * refused here, before the request joins a batch that other clients share: bytes that are not
  * UTF-8 (Fastify would silently turn them into U+FFFD), text with lone surrogates (valid JSON,
  * but not encodable for the runner), and `__proto__` keys (prototype poisoning). Each gets a
- * 400 that says which rule was broken and where, instead of a generic "not valid JSON".
+ * 400 that says which rule was broken and where, instead of a generic "not valid JSON". Object
+ * fields set to null are dropped, so every route reads null as absent.
  */
 export function registerBodyParsing(app: FastifyInstance): void {
   app.addHook('preParsing', async (request, _reply, payload) => {
@@ -81,9 +82,10 @@ interface Node {
 
 /**
  * Walks every key and string once, without recursion (a deeply nested body must not overflow
- * the stack). Numbers and other scalars are skipped, and a field's path (e.g. `input[3]`) is
- * only spelled out for the one refused, so a request of 2048 texts or of token ids costs no
- * allocation per element.
+ * the stack), and drops object fields whose value is null, so that schemas see them as absent.
+ * Numbers and other scalars are skipped, and a field's path (e.g. `input[3]`) is only spelled
+ * out for the one refused, so a request of 2048 texts or of token ids costs no allocation per
+ * element.
  */
 function checkTree(root: unknown): void {
   const stack: Node[] = [];
@@ -108,7 +110,10 @@ function checkTree(root: unknown): void {
         throw new ApiError('validation', `${at} is not allowed: the key '${key}' is refused in request bodies.`, { param: topField(at), code: 'forbidden_json_key' });
       }
       if (!key.isWellFormed()) throw badUnicode(pathOf(node, key), key);
-      visit(child, node, key);
+      // null means absent: OpenAI's, TEI's and Cohere's specs mark optional fields nullable and
+      // their SDKs send nulls. A null array element stays, as the wrong input it is.
+      if (child === null) delete (value as Record<string, unknown>)[key];
+      else visit(child, node, key);
     }
   }
 }

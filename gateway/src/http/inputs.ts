@@ -1,4 +1,5 @@
 import type { EmbedChoices, Inputs } from '../services/model-service.ts';
+import type { TokenIdVocabulary } from '../services/tiktoken.ts';
 
 /** The extension fields a request may carry (see schemas/embeddings.ts). */
 interface ExtensionFields {
@@ -11,8 +12,12 @@ interface ExtensionFields {
   dimensions?: number;
 }
 
-/** Wire extension fields → the service's choices. */
-export function choicesFrom(body: ExtensionFields): EmbedChoices {
+/**
+ * Wire extension fields → the service's choices. `tokenIds` is how the route's own dialect reads
+ * token ids when the request does not say: llama.cpp and TEI take the model's own ids, while
+ * OpenAI's route keeps TOKEN_ID_INPUTS (undefined here).
+ */
+export function choicesFrom(body: ExtensionFields, tokenIds?: TokenIdVocabulary): EmbedChoices {
   return {
     kind: body.input_type,
     promptName: body.prompt_name,
@@ -20,7 +25,7 @@ export function choicesFrom(body: ExtensionFields): EmbedChoices {
     truncate: body.truncate,
     truncateLeft: body.truncation_direction?.toLowerCase() === 'left',
     normalize: body.normalize,
-    tokenIds: body.tokenizer,
+    tokenIds: body.tokenizer ?? tokenIds,
   };
 }
 

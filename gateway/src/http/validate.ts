@@ -4,6 +4,8 @@ import { ApiError } from '../errors.ts';
 /**
  * Parses a request body with its schema. The first problem becomes a 400 whose `param` is the
  * top-level field, as OpenAI reports it, and whose message points at the exact element.
+ * Fields sent as null arrive here already dropped (see body.ts), so a required one that was
+ * null is reported as missing.
  */
 export function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
   if (value === undefined || value === null || typeof value !== 'object' || Array.isArray(value)) {

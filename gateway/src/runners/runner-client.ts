@@ -1,4 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
+import type { ClassifyRequest } from '../generated/edgeembed/runner/v1/ClassifyRequest.ts';
+import type { ClassifyResponse__Output } from '../generated/edgeembed/runner/v1/ClassifyResponse.ts';
 import type { DetokenizeResponse__Output } from '../generated/edgeembed/runner/v1/DetokenizeResponse.ts';
 import type { EmbedRequest } from '../generated/edgeembed/runner/v1/EmbedRequest.ts';
 import type { EmbedResponse__Output } from '../generated/edgeembed/runner/v1/EmbedResponse.ts';
@@ -8,6 +10,7 @@ import type { RerankRequest } from '../generated/edgeembed/runner/v1/RerankReque
 import type { RerankResponse__Output } from '../generated/edgeembed/runner/v1/RerankResponse.ts';
 import type { RunnerClient as GeneratedRunnerClient } from '../generated/edgeembed/runner/v1/Runner.ts';
 import type { TokenizeResponse__Output } from '../generated/edgeembed/runner/v1/TokenizeResponse.ts';
+import type { ClassifyText } from '../services/call-specs.ts';
 import type { HealthClient } from '../generated/grpc/health/v1/Health.ts';
 import { fromGrpcError } from './grpc-errors.ts';
 import { HealthClientCtor, RunnerClientCtor } from './proto.ts';
@@ -18,6 +21,8 @@ export type RunnerInfo = InfoResponse__Output;
 export type EmbedReply = EmbedResponse__Output;
 /** One Rerank answer: a score and a token count per document. */
 export type RerankReply = RerankResponse__Output;
+/** One Classify answer: the model's labels, then one score per label per input, row-major. */
+export type ClassifyReply = ClassifyResponse__Output;
 /** One tokenised text per input, with ids, texts and spans. */
 export type TokenizeReply = TokenizeResponse__Output;
 /** One text per sequence of ids. */
@@ -28,6 +33,8 @@ export type InputErrorReply = InputError__Output;
 export type EmbedCallOptions = Omit<EmbedRequest, 'texts' | 'token_ids'>;
 /** Rerank's options, as the proto names them. */
 export type RerankCallOptions = Omit<RerankRequest, 'query' | 'documents'>;
+/** Classify's options, as the proto names them. */
+export type ClassifyCallOptions = Omit<ClassifyRequest, 'inputs'>;
 
 const MAX_MESSAGE = 256 * 1024 * 1024;
 
@@ -75,6 +82,15 @@ export class RunnerClient {
   rerank(query: string, documents: string[], options: RerankCallOptions, requestIds: string[]): Promise<RerankReply> {
     return new Promise((resolve, reject) => {
       this.#runner.Rerank({ query, documents, ...options }, this.#metadata(requestIds), this.#deadline(), (err, reply) =>
+        err ? reject(fromGrpcError(err, this.#model)) : resolve(reply!));
+    });
+  }
+
+  /** Scores every label of a classifier for each text or (text, text_pair) pair. */
+  classify(inputs: ClassifyText[], options: ClassifyCallOptions, requestIds: string[]): Promise<ClassifyReply> {
+    const payload = inputs.map((x) => (typeof x === 'string' ? { text: x } : { text: x[0], text_pair: x[1] }));
+    return new Promise((resolve, reject) => {
+      this.#runner.Classify({ inputs: payload, ...options }, this.#metadata(requestIds), this.#deadline(), (err, reply) =>
         err ? reject(fromGrpcError(err, this.#model)) : resolve(reply!));
     });
   }

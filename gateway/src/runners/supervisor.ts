@@ -234,7 +234,10 @@ export class SupervisedRunner extends EventEmitter<{ state: [RunnerState] }> {
         this.#log.info({ stream: 'stdout' }, line);
         return;
       }
-      const { level, msg, time: _time, ...fields } = rec;
+      // The runner reports the device it resolved (cuda:0 after pinning); this logger is already
+      // bound to the configured one, and a second `device` key would hide it from JSON parsers.
+      const { level, msg, time: _time, device, ...fields } = rec;
+      if (device !== undefined) fields.runner_device = device;
       this.#log[PINO_LEVELS[level as number] ?? 'info'](fields, String(msg ?? ''));
       if (msg === 'serving') onServing();
     });

@@ -1,4 +1,4 @@
-import type { EmbedCallOptions, EmbedReply, InputErrorReply, RerankCallOptions } from '../runners/runner-client.ts';
+import type { ClassifyCallOptions, EmbedCallOptions, EmbedReply, InputErrorReply, RerankCallOptions } from '../runners/runner-client.ts';
 import type { CallResult, CallSpec, RowFailure } from './batcher.ts';
 
 /** A sparse vector: token ids (ascending) and their weights. */
@@ -55,12 +55,13 @@ export function sparseSpec(options: Omit<EmbedCallOptions, 'kind' | 'dimensions'
   };
 }
 
-/** Per-token vectors (ColBERT). */
-export function multiVectorSpec(options: Omit<EmbedCallOptions, 'kind' | 'dimensions'>, inputKind: InputKind): CallSpec<MultiVectorItem, EmbedInput> {
+/** Several vectors per input: ColBERT's (MULTI_VECTOR) or the encoder's own token states (TOKEN_EMBEDDINGS). */
+export function multiVectorSpec(options: Omit<EmbedCallOptions, 'kind' | 'dimensions'>, inputKind: InputKind,
+  kind: 'MULTI_VECTOR' | 'TOKEN_EMBEDDINGS' = 'MULTI_VECTOR'): CallSpec<MultiVectorItem, EmbedInput> {
   return {
-    key: keyOf(`multi:${inputKind}`, options),
+    key: keyOf(`${kind}:${inputKind}`, options),
     async run(client, inputs, ids) {
-      const reply = await client.embed(inputs as string[] | number[][], { ...options, kind: 'MULTI_VECTOR' }, ids);
+      const reply = await client.embed(inputs as string[] | number[][], { ...options, kind }, ids);
       const rowBytes = reply.dimensions * 4;
       let offset = 0;
       const items = reply.vector_counts.map((count) => {
@@ -80,6 +81,28 @@ export function rerankSpec(query: string, options: RerankCallOptions): CallSpec<
     async run(client, inputs, ids) {
       const reply = await client.rerank(query, inputs, options, ids);
       return { items: reply.scores, tokens: reply.token_counts, computeSeconds: reply.compute_seconds, failures: failures(reply.errors) };
+    },
+  };
+}
+
+/** What classify calls take: a text, or a pair of texts the model reads together (premise, hypothesis). */
+export type ClassifyText = string | [string, string];
+
+/** Every label's score for one input; `labels` is the model's own order, shared by all items of a call. */
+export interface ClassItem {
+  labels: string[];
+  scores: number[];
+}
+
+/** Scores of every label of a classifier, per text or pair. */
+export function classifySpec(options: ClassifyCallOptions, labels: string[]): CallSpec<ClassItem, ClassifyText> {
+  return {
+    key: keyOf('classify', options),
+    async run(client, inputs, ids) {
+      const reply = await client.classify(inputs, options, ids);
+      const width = labels.length;
+      const items = inputs.map((_, i) => ({ labels, scores: reply.scores.slice(i * width, (i + 1) * width) }));
+      return { items, tokens: reply.token_counts, computeSeconds: reply.compute_seconds, failures: failures(reply.errors) };
     },
   };
 }

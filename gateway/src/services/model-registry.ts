@@ -10,9 +10,13 @@ import { ModelService } from './model-service.ts';
 /** The served models by name, and the lifecycle of all their runners. */
 export class ModelRegistry {
   readonly #models = new Map<string, ModelService>();
+  readonly #aliases: Map<string, string>;
+  readonly #defaultModel: string;
 
   /** entries: the catalog entries of the models to serve, in MODELS order; sockets: where runners listen. */
   constructor(entries: CatalogEntry[], settings: Settings, sockets: Pick<SocketDir, 'socket'>, metrics: Metrics, logger: Logger) {
+    this.#aliases = new Map(settings.MODEL_ALIASES);
+    this.#defaultModel = settings.DEFAULT_MODEL;
     let index = 0;
     for (const entry of entries) {
       const name = entry.name;
@@ -50,29 +54,49 @@ export class ModelRegistry {
     return [...this.#models.values()];
   }
 
-  /** The model's service; a 404 naming the served models when it is not one of them. */
+  /** Client-facing names that stand for a served model, alias → model. */
+  get aliases(): ReadonlyMap<string, string> {
+    return this.#aliases;
+  }
+
+  /** The model's service, by name or alias; a 404 naming the served models when it is neither. */
   get(name: string): ModelService {
-    const model = this.#models.get(name);
+    const model = this.#models.get(this.#aliases.get(name) ?? name);
     if (!model) {
-      throw new ApiError('not_found', `Model '${name}' is not served here. Served models: ${[...this.#models.keys()].join(', ')}.`, { param: 'model', code: 'model_not_found' });
+      const aliases = this.#aliases.size ? ` Aliases: ${[...this.#aliases.keys()].join(', ')}.` : '';
+      throw new ApiError('not_found', `Model '${name}' is not served here. Served models: ${[...this.#models.keys()].join(', ')}.${aliases}`, { param: 'model', code: 'model_not_found' });
     }
     return model;
   }
 
   /**
-   * For routes where `model` is optional (llama.cpp's and TEI's serve one model): the named
-   * model, or else the first served model that can do `capability`.
+   * The model a request addresses: the named one, or for a request naming none, the one model
+   * that can do `capability`: DEFAULT_MODEL when it can, else the only served model that can.
+   * Several candidates and no default is a 400 that names them, rather than a silent pick.
    */
   resolve(name: string | undefined, capability: string): ModelService {
     if (name !== undefined) return this.get(name);
-    const known = this.models.filter((m) => m.info);
-    const able = known.find((m) => m.info!.capabilities.includes(capability));
-    if (able) return able;
-    if (known.length === this.models.length) {
-      throw new ApiError('validation', `No served model can do ${capability}. Served models: ${[...this.#models.keys()].join(', ')}.`, { param: 'model' });
+    const preferred = this.#defaultModel ? this.#models.get(this.#defaultModel) : undefined;
+    if (preferred?.info?.capabilities.includes(capability)) return preferred;
+    const able = this.models.filter((m) => m.info?.capabilities.includes(capability));
+    // Only models whose runners have not yet started once have no Info.
+    const unknown = this.models.filter((m) => !m.info);
+    if (able.length === 1) return able[0]!;
+    if (able.length > 1) {
+      throw new ApiError('validation', `Several served models can do ${capability} (${able.map((m) => m.name).join(', ')}); name one in \`model\`, or set DEFAULT_MODEL.`, { param: 'model', code: 'model_required' });
     }
-    // Some runner has not reported yet; the first model answers (with a 503 if it is not ready).
-    return this.models[0]!;
+    // No runner has described a model that can; one still starting may (the default first), and
+    // answers 503 until then.
+    if (unknown.length) return preferred && !preferred.info ? preferred : unknown[0]!;
+    throw new ApiError('validation', `No served model can do ${capability}. Served models: ${[...this.#models.keys()].join(', ')}.`, { param: 'model', code: 'unsupported_model_capability' });
+  }
+
+  /**
+   * The model that single-model peers' routes describe and serve at POST / (TEI's /info): the
+   * named one, else DEFAULT_MODEL, else the first of MODELS.
+   */
+  primary(name?: string): ModelService {
+    return name !== undefined ? this.get(name) : this.#models.get(this.#defaultModel) ?? this.models[0]!;
   }
 
   /** True when every runner of every model is ready. */

@@ -5,8 +5,8 @@ import type { RunnerInfo } from '../runners/runner-client.ts';
 import type { SupervisedRunner } from '../runners/supervisor.ts';
 import { Batcher, type BatcherOptions, type BatchResult, type CallSpec } from './batcher.ts';
 import {
-  denseSpec, detokenizeSpec, multiVectorSpec, rerankSpec, sparseSpec, tokenizeSpec,
-  type EmbedInput, type InputKind, type MultiVectorItem, type SparseItem, type TokenItem,
+  classifySpec, denseSpec, detokenizeSpec, multiVectorSpec, rerankSpec, sparseSpec, tokenizeSpec,
+  type ClassifyText, type ClassItem, type EmbedInput, type InputKind, type MultiVectorItem, type SparseItem, type TokenItem,
 } from './call-specs.ts';
 import { EmbeddingCache } from './embedding-cache.ts';
 import { decodeOpenAiTokens, type TokenIdVocabulary } from './tiktoken.ts';
@@ -59,7 +59,7 @@ export interface Outcome<T> {
 }
 
 /** The capability each output needs, as runners report them in Info. */
-const NEEDS = { dense: 'text-embedding', sparse: 'sparse-embedding', multi: 'multi-vector', rerank: 'rerank' } as const;
+const NEEDS = { dense: 'text-embedding', sparse: 'sparse-embedding', multi: 'multi-vector', rerank: 'rerank', classify: 'classify' } as const;
 
 /**
  * Everything the gateway does for one model: guards, cache, then admission and batching.
@@ -114,12 +114,27 @@ export class ModelService {
     return this.#cached(prepared, multiVectorSpec(this.#options(choices, kind), kind), ctx);
   }
 
+  /** The encoder's state for every token before pooling (TEI's /embed_all); any embedding model has it. */
+  embedTokens(inputs: Inputs, choices: EmbedChoices, ctx: CallContext): Promise<Outcome<MultiVectorItem>> {
+    const [prepared, kind] = this.#inputs(inputs, choices, this.#require('dense', inputs));
+    return this.#cached(prepared, multiVectorSpec(this.#options(choices, kind), kind, 'TOKEN_EMBEDDINGS'), ctx);
+  }
+
   /** Scores of each document against the query, in the documents' order. */
   async rerank(query: string, documents: string[], opts: { raw: boolean; truncate?: boolean; maxDocTokens?: number }, ctx: CallContext): Promise<Outcome<number>> {
     this.#checkLimits([query], 'query');
     this.#require('rerank', documents, 'documents');
     const spec = rerankSpec(query, { raw_scores: opts.raw, refuse_long: !this.#truncate(opts), max_doc_tokens: opts.maxDocTokens ?? 0 });
     const out = await this.#submit(documents, spec, ctx, 'documents');
+    return { ...out, cacheHits: 0 };
+  }
+
+  /** Scores of every label of a classifier for each text or (text, text_pair) pair, in input order. */
+  async classify(inputs: ClassifyText[], opts: { raw: boolean; truncate?: boolean; truncateLeft?: boolean }, ctx: CallContext): Promise<Outcome<ClassItem>> {
+    // A pair's two texts count together against MAX_TEXT_CHARS, as TEI counts them.
+    const info = this.#require('classify', inputs.map((x) => (typeof x === 'string' ? x : x[0] + x[1])));
+    const spec = classifySpec({ raw_scores: opts.raw, refuse_long: !this.#truncate(opts), truncate_left: opts.truncateLeft === true }, info.labels);
+    const out = await this.#submit(inputs, spec, ctx);
     return { ...out, cacheHits: 0 };
   }
 

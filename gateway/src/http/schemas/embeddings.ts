@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { QUANTIZED_TYPES } from '../quantize.ts';
 
 /** A non-empty text; OpenAI refuses empty strings too. */
 const text = z.string().min(1, 'inputs must not be empty strings');
@@ -17,7 +18,7 @@ export const embeddingExtensions = {
   truncation_direction: z.enum(['left', 'right', 'Left', 'Right']).optional(),
   /** Extension: false returns vectors before the model's final L2 normalisation. */
   normalize: z.boolean().optional(),
-  /** Extension: which tokenizer wrote token-id inputs: cl100k_base or o200k_base (OpenAI's), or model. Default TOKEN_ID_INPUTS. */
+  /** Extension: which tokenizer wrote token-id inputs: cl100k_base or o200k_base (OpenAI's), or model. Default: the route's dialect (see README). */
   tokenizer: z.enum(['cl100k_base', 'o200k_base', 'model']).optional(),
 };
 
@@ -29,10 +30,13 @@ export const embeddingsRequestSchema = z.object({
       : Array.isArray(issue.input) && issue.input.length === 0 ? 'input must hold at least one text'
         : 'input must be a string, an array of strings, an array of token ids or an array of arrays of token ids'),
   }),
-  /** Catalog name of a served model. */
-  model: z.string({ error: 'model is required and must be a string' }).min(1, 'model must not be empty'),
-  /** float: JSON numbers; base64: the little-endian float32 bytes, base64-encoded. */
-  encoding_format: z.enum(['float', 'base64']).default('float'),
+  /** A served model or one of MODEL_ALIASES; without it, the default model (see README). */
+  model: z.string({ error: 'model must be a string' }).min(1, 'model must not be empty').optional(),
+  /**
+   * float: JSON numbers; base64: the little-endian float32 bytes, base64-encoded. Extension, for
+   * dense vectors: int8, uint8, binary or ubinary integers, scaled and packed as http/quantize.ts says.
+   */
+  encoding_format: z.enum(['float', 'base64', ...QUANTIZED_TYPES]).default('float'),
   /** Output size: the model's own, or one of its Matryoshka sizes (cut, then normalised again). */
   dimensions: z.number().int().positive().optional(),
   /** End-user id; accepted for compatibility and ignored. */

@@ -7,12 +7,12 @@ const content = z.union([text, z.array(text).min(1), ids, z.array(ids).min(1)], 
   error: 'must be a string, an array of strings, or token ids',
 });
 
-/** Body of llama.cpp's POST /embedding and POST /embeddings (non-OpenAI). */
+/** Body of llama.cpp's POST /embedding and POST /embeddings (non-OpenAI). Token ids are the model's own unless `tokenizer` says otherwise. */
 export const llamaEmbeddingRequestSchema = z.object({
   /** What to embed (llama.cpp's field); `input` is accepted as a synonym. */
   content: content.optional(),
   input: content.optional(),
-  /** Optional: the served embedding model to use; default the first one. */
+  /** The served model to use (our extension; llama.cpp serves one). Default: see the README's model selection. */
   model: z.string().min(1).optional(),
   /** -1 none, 0 max-abs scaled to int16, 1 taxicab, 2 Euclidean (default), >2 p-norm. */
   embd_normalize: z.number().int().min(-1).default(2),
@@ -30,22 +30,13 @@ export const llamaTokenizeRequestSchema = z.object({
   with_pieces: z.boolean().default(false),
 });
 
-/** Body of POST /tokenize in TEI's shape. */
-export const teiTokenizeRequestSchema = z.object({
-  inputs: z.union([z.string(), z.array(z.string()).min(1)]),
-  model: z.string().min(1).optional(),
-  add_special_tokens: z.boolean().default(true),
+/** Answer of llama.cpp's POST /tokenize: ids, or with pieces, each id with its span of the text. */
+export const llamaTokenizeResponseSchema = z.object({
+  tokens: z.array(z.union([z.number().int(), z.object({ id: z.number().int(), piece: z.string() })])),
 });
 
 /** Body of llama.cpp's POST /detokenize. */
 export const detokenizeRequestSchema = z.object({
   tokens: z.array(z.number().int().nonnegative()),
   model: z.string().min(1).optional(),
-});
-
-/** Body of TEI's POST /decode. */
-export const decodeRequestSchema = z.object({
-  ids: z.union([z.array(z.number().int().nonnegative()), z.array(z.array(z.number().int().nonnegative())).min(1)]),
-  model: z.string().min(1).optional(),
-  skip_special_tokens: z.boolean().default(true),
 });

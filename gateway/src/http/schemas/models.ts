@@ -18,6 +18,8 @@ export const modelObjectSchema = z.object({
   matryoshka_dims: z.array(z.number().int()),
   /** True while at least one of its runners is ready. */
   ready: z.boolean(),
+  /** For an entry of MODEL_ALIASES: the served model that answers for it; null for a served model. */
+  alias_of: z.string().nullable(),
 });
 
 /** Answer of GET /v1/models. */

@@ -1,34 +1,131 @@
 import { z } from 'zod';
 import { embeddingExtensions } from './embeddings.ts';
 
-const inputs = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)], {
-  error: 'inputs must be a non-empty string or array of non-empty strings',
+const text = z.string().min(1, 'must not be empty');
+const tokenIds = z.array(z.number().int().nonnegative()).min(1, 'token-id inputs must not be empty');
+
+/** TEI's Input: a text or the model's own token ids, or a list of either kind (not both mixed). */
+const inputs = z.union([text, tokenIds, z.array(text).min(1), z.array(tokenIds).min(1)], {
+  error: (issue) => (issue.input === undefined ? 'inputs is required'
+    : 'inputs must be a non-empty string, an array of token ids, or an array of either (one kind per request)'),
 });
 
-/** Body of TEI's POST /embed. */
-export const teiEmbedRequestSchema = z.object({
+/** The served model to use (our extension; TEI serves one). Default: see the README's model selection. */
+const model = z.string().min(1).optional();
+
+/** Options every TEI embedding route shares. */
+const embedOptions = {
   inputs,
-  /** Extension: the served model to use; default the first embedding model. */
-  model: z.string().min(1).optional(),
-  normalize: z.boolean().default(true),
-  dimensions: z.number().int().positive().optional(),
+  model,
   truncate: embeddingExtensions.truncate,
   truncation_direction: embeddingExtensions.truncation_direction,
   prompt_name: embeddingExtensions.prompt_name,
+  /** Extension: which tokenizer wrote token-id inputs. Default `model`, as in TEI. */
+  tokenizer: embeddingExtensions.tokenizer,
+};
+
+/** Body of TEI's POST /embed (and of POST / for an embedding model). */
+export const teiEmbedRequestSchema = z.object({
+  ...embedOptions,
+  normalize: z.boolean().default(true),
+  dimensions: z.number().int().positive().optional(),
 });
 
 /** Body of TEI's POST /embed_sparse. */
-export const teiEmbedSparseRequestSchema = teiEmbedRequestSchema.omit({ normalize: true, dimensions: true });
+export const teiEmbedSparseRequestSchema = z.object(embedOptions);
+
+/** Body of TEI's POST /embed_all: one vector per token, before pooling. */
+export const teiEmbedAllRequestSchema = z.object(embedOptions);
+
+/** Answer of TEI's POST /embed_all: per input, one vector per token. */
+export const teiEmbedAllResponseSchema = z.array(z.array(z.array(z.number())));
+
+/** Body of TEI's POST /similarity (the Hub's sentence-similarity task). */
+export const teiSimilarityRequestSchema = z.object({
+  inputs: z.object({
+    /** What the sentences are compared with. */
+    source_sentence: text,
+    sentences: z.array(text).min(1, 'sentences must hold at least one sentence'),
+  }, { error: 'inputs must be {"source_sentence": "...", "sentences": ["..."]}' }),
+  parameters: z.object({
+    prompt_name: embeddingExtensions.prompt_name,
+    truncate: embeddingExtensions.truncate,
+    truncation_direction: embeddingExtensions.truncation_direction,
+  }).optional(),
+  model,
+});
+
+/** Answer of TEI's POST /similarity: the cosine of each sentence with the source sentence. */
+export const teiSimilarityResponseSchema = z.array(z.number());
 
 /** Body of TEI's POST /rerank. */
 export const teiRerankRequestSchema = z.object({
   query: z.string().min(1, 'query must not be empty'),
   texts: z.array(z.string().min(1)).min(1, 'texts must hold at least one text'),
-  model: z.string().min(1).optional(),
+  model,
   raw_scores: z.boolean().default(false),
   return_text: z.boolean().default(false),
   truncate: z.boolean().optional(),
+  /** Rerank cuts the end of over-long documents; asking for the other side is refused, not ignored. */
+  truncation_direction: z.enum(['right', 'Right'], { error: 'rerank cuts over-long documents at their end only: right' }).optional(),
+  /** Only the best N, as llama.cpp's TEI-shaped route allows; TEI itself returns all. */
+  top_n: z.number().int().positive().optional(),
 });
 
 /** Answer of TEI's POST /rerank: best first. */
 export const teiRerankResponseSchema = z.array(z.object({ index: z.number().int(), score: z.number(), text: z.string().optional() }));
+
+/** Body of POST /tokenize in TEI's shape. */
+export const teiTokenizeRequestSchema = z.object({
+  inputs: z.union([z.string(), z.array(z.string()).min(1)]),
+  model,
+  add_special_tokens: z.boolean().default(true),
+});
+
+/** Answer of TEI's POST /tokenize: spans are UTF-8 byte offsets, null for special tokens. */
+export const teiTokenizeResponseSchema = z.array(z.array(z.object({
+  id: z.number().int(),
+  text: z.string(),
+  special: z.boolean(),
+  start: z.number().int().nullable(),
+  stop: z.number().int().nullable(),
+})));
+
+/** Body of TEI's POST /decode. */
+export const decodeRequestSchema = z.object({
+  ids: z.union([tokenIds, z.array(tokenIds).min(1)]),
+  model,
+  skip_special_tokens: z.boolean().default(true),
+});
+
+/** A classifier's labels as TEI's Info describes them. */
+const classifierModel = z.object({ id2label: z.record(z.string(), z.string()), label2id: z.record(z.string(), z.number().int()) });
+
+/** Answer of TEI's GET /info, valid against TEI's own Info schema, plus `models` (ours). */
+export const teiInfoSchema = z.object({
+  model_id: z.string(),
+  model_sha: z.string().nullable(),
+  model_dtype: z.string(),
+  model_type: z.union([
+    z.object({ embedding: z.object({ pooling: z.string() }) }),
+    z.object({ reranker: classifierModel }),
+    z.object({ classifier: classifierModel }),
+  ]),
+  max_concurrent_requests: z.number().int(),
+  max_input_length: z.number().int(),
+  max_batch_tokens: z.number().int(),
+  max_batch_requests: z.number().int().nullable(),
+  max_client_batch_size: z.number().int(),
+  auto_truncate: z.boolean(),
+  tokenization_workers: z.number().int(),
+  version: z.string(),
+  sha: z.string().nullable(),
+  docker_label: z.string().nullable(),
+  /** Name clients send as `model`; with several models served, the one /info describes. */
+  served_model_name: z.string(),
+  /** Every served model (ours; TEI serves one). */
+  models: z.array(z.string()),
+});
+
+/** The answer's type. */
+export type TeiInfo = z.output<typeof teiInfoSchema>;

@@ -1,0 +1,24 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { callContext, modelFor } from './route-helpers.ts';
+
+/** What every rerank dialect starts from: the model's scores, best first, and the tokens used. */
+interface Ranking {
+  model: string;
+  ranked: { index: number; score: number }[];
+  tokens: number;
+}
+
+/** Scores documents against the query with the addressed reranker and logs one rerank_request line. */
+export async function rankDocuments(app: FastifyInstance, request: FastifyRequest, modelName: string | undefined, query: string,
+  documents: string[], opts: { raw: boolean; truncate?: boolean; maxDocTokens?: number }): Promise<Ranking> {
+  const model = modelFor(app, request, modelName, 'rerank');
+  // A failure is logged once, rate-limited, by the error handler.
+  const out = await model.rerank(query, documents, opts, callContext(request));
+  const ranked = out.items.map((score, index) => ({ index, score })).sort((a, b) => b.score - a.score);
+  const tokens = out.tokens.reduce((a, b) => a + b, 0);
+  request.log.info({ model: model.name, documents: documents.length, tokens, queue_ms: out.queueMs, inference_ms: out.inferenceMs, status: 200 }, 'rerank_request');
+  return { model: model.name, ranked, tokens };
+}
+
+/** The logistic function, which turns a cross-encoder's logit into a score in (0, 1). */
+export const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));

@@ -20,8 +20,10 @@ from pathlib import Path  # noqa: E402
 from .catalog import load_catalog
 from .device import resolve_device
 from .errors import ConfigError
+from .fidelity import Thresholds
 from .loader import load_handler
 from .logs import JsonLogger
+from .precision import apply_precision, default_threads
 from .server import ServeOptions, remove_socket, serve
 
 #: The environment variable through which the gateway hands a runner its secret.
@@ -41,6 +43,10 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--warmup", choices=("on", "off"), default="on")
     p.add_argument("--warmup-batch-size", type=int, default=8)
     p.add_argument("--warmup-steps", type=int, default=2)
+    p.add_argument("--precision", default="", help="fp32 or int8; empty: the catalog entry's")
+    p.add_argument("--fidelity-min-mean-cosine", type=float, default=Thresholds.mean_cosine)
+    p.add_argument("--fidelity-min-worst-cosine", type=float, default=Thresholds.worst_cosine)
+    p.add_argument("--fidelity-min-top10-overlap", type=float, default=Thresholds.top10_overlap)
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warn", "error"))
     p.add_argument("--exit-with-stdin", action="store_true",
                    help="exit when stdin closes: the supervisor holds it open, so the runner "
@@ -81,8 +87,12 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"model '{args.model}' is not in the catalog {args.config}; "
                               f"known: {', '.join(sorted(catalog))}")
         device = resolve_device(args.device)
-        handler = load_handler(catalog[args.model], Path(args.models_dir), device,
-                               args.max_batch_tokens)
+        entry = catalog[args.model]
+        handler = load_handler(entry, Path(args.models_dir), device, args.max_batch_tokens)
+        limits = Thresholds(args.fidelity_min_mean_cosine, args.fidelity_min_worst_cosine,
+                            args.fidelity_min_top10_overlap)
+        report = apply_precision(handler, args.model, args.precision or entry.precision, limits,
+                                 default_threads())
     except ConfigError as exc:
         # stderr, not the JSON log: the supervisor shows it verbatim when startup fails.
         print(f"runner: {exc}", file=sys.stderr)
@@ -94,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         warmup_batch_size=max(1, args.warmup_batch_size),
         warmup_steps=max(0, args.warmup_steps),
     )
+    logger.info("precision", precision=report.precision, detail=report.detail, converted=report.converted,
+                fidelity=report.fidelity.__dict__ if report.fidelity else None, candidates=report.candidates)
     serve(args.model, str(device), handler, opts, secret, logger)
     return 0
 

@@ -11,6 +11,8 @@ import yaml
 from .errors import ConfigError
 
 _DTYPES = ("auto", "float32", "bfloat16", "float16")
+#: fp32: PyTorch as loaded, the reference. int8: int8 weights on OpenVINO, behind the fidelity gate.
+PRECISIONS = ("fp32", "int8")
 #: What a request embeds, which picks the model's default prompt: a search query or a document.
 REQUEST_KINDS = ("query", "document")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -27,6 +29,7 @@ class CatalogEntry:
     revision: str = "main"
     pip_package: str | None = None
     dtype: str = "auto"
+    precision: str = "fp32"
     max_tokens: int | None = None
     requires_token: bool = False
     matryoshka_dims: tuple[int, ...] = ()
@@ -67,6 +70,8 @@ def _parse_entry(raw: object, where: str) -> CatalogEntry:
         raise ConfigError(f"{where}: 'handler' must be a dotted import path")
     if raw.get("dtype", "auto") not in _DTYPES:
         raise ConfigError(f"{where}: 'dtype' must be one of {', '.join(_DTYPES)}")
+    if raw.get("precision", "fp32") not in PRECISIONS:
+        raise ConfigError(f"{where}: 'precision' must be one of {', '.join(PRECISIONS)}")
     max_tokens = raw.get("max_tokens")
     if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
         raise ConfigError(f"{where}: 'max_tokens' must be a positive integer")

@@ -117,6 +117,7 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
             dtype=str(h.dtype).removeprefix("torch."),
             pooling=h.pooling,
             labels=list(h.labels),
+            **_precision_fields(h.precision),
             prompt_names=list(h.prompt_names),
             matryoshka_dims=list(h.matryoshka_dims),
             score_activation=h.score_activation if "rerank" in h.capabilities else "",
@@ -127,3 +128,14 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
 def _errors(failures: tuple[InputFailure, ...]) -> list[runner_pb2.InputError]:
     """The handler's failed inputs as the reply's `errors`."""
     return [runner_pb2.InputError(index=f.index, message=f.message, code=f.code) for f in failures]
+
+
+def _precision_fields(report) -> dict:
+    """Info's precision fields from the handler's PrecisionReport; none for a bare handler."""
+    if report is None:
+        return {}
+    fields = {"precision": report.precision, "precision_detail": report.detail}
+    if report.fidelity is not None:
+        fields["fidelity"] = runner_pb2.Fidelity(**report.fidelity.__dict__)
+    return fields
+

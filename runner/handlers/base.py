@@ -145,6 +145,9 @@ class Handler(ABC):
     capabilities: ClassVar[tuple[str, ...]]
     #: False for models whose activations overflow float16; dtype "auto" then means bfloat16.
     allows_float16: ClassVar[bool] = True
+    #: What the model runs in and how close it is to the reference; set by runner/precision.py
+    #: once loaded (a PrecisionReport), and None for a handler used on its own, as in tests.
+    precision: object | None = None
 
     @property
     @abstractmethod

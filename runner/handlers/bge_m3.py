@@ -43,6 +43,7 @@ class BgeM3Handler(EncoderHandler):
         tokenizer = AutoTokenizer.from_pretrained(root, local_files_only=True)
         self._model = AutoModel.from_pretrained(root, local_files_only=True, dtype=ctx.dtype)
         self._model.to(ctx.device).eval()
+        self.encoder_dir = root
         config = self._model.config
         # XLM-R position ids start after the padding index, so two positions are never usable.
         limits = [ctx.entry.max_tokens or DEFAULT_MAX_TOKENS, config.max_position_embeddings - 2]

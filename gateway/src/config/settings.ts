@@ -51,6 +51,17 @@ export const settingsSchema = z.object({
   HOST: z.string().default('127.0.0.1'),
   /** HTTP port. */
   PORT: int(0, 65535).default(8000),
+  /**
+   * Precision for every model: fp32 (PyTorch, the reference) or int8 (int8 weights on OpenVINO, CPU
+   * only, served only if it passes the fidelity gate). Empty: each catalog entry's own `precision`.
+   */
+  PRECISION: z.enum(['', 'fp32', 'int8']).default(''),
+  /** Fidelity gate: the least mean cosine to fp32 a non-reference precision must reach on the built-in corpus. */
+  FIDELITY_MIN_MEAN_COSINE: z.coerce.number().min(0).max(1).default(0.999),
+  /** Fidelity gate: the least cosine to fp32 of any one text of the corpus. */
+  FIDELITY_MIN_WORST_COSINE: z.coerce.number().min(0).max(1).default(0.995),
+  /** Fidelity gate: the least share of each query's top 10 documents that fp32 also ranks in its top 10. */
+  FIDELITY_MIN_TOP10_OVERLAP: z.coerce.number().min(0).max(1).default(0.95),
   /** Forward passes in flight per runner; also the runner's worker threads. 1–2 suits one GPU or a small CPU. */
   MAX_CONCURRENT: int(1, 64).default(2),
   /** Requests that may wait per model for a free runner before new ones get 429. */

@@ -31,7 +31,8 @@ export type RunnerState = 'starting' | 'ready' | 'down' | 'held_down' | 'stopped
 export type RunnerSettings = Pick<Settings,
   'MODEL_CONFIG' | 'MODELS_DIR' | 'MAX_CONCURRENT' | 'MAX_BATCH_TOKENS' | 'ENABLE_WARMUP' |
   'WARMUP_BATCH_SIZE' | 'WARMUP_STEPS' | 'RUNNER_PYTHON' | 'RUNNER_STARTUP_TIMEOUT_S' | 'RUNNER_CALL_TIMEOUT_S' |
-  'RUNNER_RESTART_LIMIT' | 'RUNNER_HOLD_DOWN_S' | 'LOG_LEVEL'>;
+  'RUNNER_RESTART_LIMIT' | 'RUNNER_HOLD_DOWN_S' | 'LOG_LEVEL' | 'PRECISION' | 'FIDELITY_MIN_MEAN_COSINE' |
+  'FIDELITY_MIN_WORST_COSINE' | 'FIDELITY_MIN_TOP10_OVERLAP'>;
 
 /** Raised when a runner cannot get to SERVING; the message carries its stderr. */
 export class RunnerStartError extends Error {}
@@ -157,6 +158,10 @@ export class SupervisedRunner extends EventEmitter<{ state: [RunnerState] }> {
       '--warmup', s.ENABLE_WARMUP ? 'on' : 'off',
       '--warmup-batch-size', String(s.WARMUP_BATCH_SIZE),
       '--warmup-steps', String(s.WARMUP_STEPS),
+      '--precision', s.PRECISION,
+      '--fidelity-min-mean-cosine', String(s.FIDELITY_MIN_MEAN_COSINE),
+      '--fidelity-min-worst-cosine', String(s.FIDELITY_MIN_WORST_COSINE),
+      '--fidelity-min-top10-overlap', String(s.FIDELITY_MIN_TOP10_OVERLAP),
       '--log-level', ['trace', 'debug'].includes(s.LOG_LEVEL) ? 'debug' : 'info',
       '--exit-with-stdin',
     ], {

@@ -18,6 +18,9 @@ function describe(id: string, m: ModelService, aliasOf: string | null): ModelLis
     prompt_names: m.info?.prompt_names ?? [],
     matryoshka_dims: m.info?.matryoshka_dims ?? [],
     ready: m.ready,
+    precision: m.info?.precision || null,
+    precision_detail: m.info?.precision_detail || null,
+    fidelity: m.info?.fidelity ?? null,
     alias_of: aliasOf,
   };
 }

@@ -18,6 +18,12 @@ export const modelObjectSchema = z.object({
   matryoshka_dims: z.array(z.number().int()),
   /** True while at least one of its runners is ready. */
   ready: z.boolean(),
+  /** What the weights run in: fp32 (PyTorch, the reference) or int8; null until the runner reports. */
+  precision: z.string().nullable(),
+  /** The backend behind the precision, e.g. "openvino int8 weights, bf16 activations". */
+  precision_detail: z.string().nullable(),
+  /** For a non-reference precision, how closely it matched fp32 at load (the fidelity gate); null for fp32. */
+  fidelity: z.object({ mean_cosine: z.number(), worst_cosine: z.number(), top10_overlap: z.number() }).nullable(),
   /** For an entry of MODEL_ALIASES: the served model that answers for it; null for a served model. */
   alias_of: z.string().nullable(),
 });

@@ -1,0 +1,1 @@
+"""Inference backends other than PyTorch, which stays the default and the reference."""

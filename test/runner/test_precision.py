@@ -1,0 +1,99 @@
+"""The int8 path and its fidelity gate, on the real all-MiniLM-L6-v2 weights and on stand-ins."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from runner.backends.openvino_int8 import CACHE_DIR, OpenVinoEncoder
+from runner.errors import ConfigError
+from runner.fidelity import Fidelity, Thresholds, corpus, measure
+from runner.handlers.base import EmbedOptions
+from runner.loader import load_handler
+from runner.precision import apply_precision
+from support import MODEL
+
+TEXTS = ["The quick brown fox jumps over the lazy dog.", "Edge servers embed text close to the user.", "short"]
+
+
+@pytest.fixture(scope="module")
+def minilm_copy(tmp_path_factory, minilm_dir):
+    """The real weights, linked into a folder of their own so that the int8 cache starts empty."""
+    root = tmp_path_factory.mktemp("models")
+    target = root / MODEL
+    target.mkdir()
+    for path in minilm_dir.iterdir():
+        if path.name != CACHE_DIR:
+            (target / path.name).symlink_to(path)
+    return root
+
+
+def load_minilm(catalog, root):
+    return load_handler(catalog[MODEL], root, torch.device("cpu"), 16384)
+
+
+def test_int8_passes_the_gate_on_minilm_and_is_cached_for_the_next_start(catalog, minilm_copy, st_minilm):
+    handler = load_minilm(catalog, minilm_copy)
+    report = apply_precision(handler, MODEL, "int8", Thresholds(), 2)
+    assert report.precision == "int8" and report.converted
+    assert report.detail.startswith("openvino int8 weights, ")
+    assert report.fidelity.mean_cosine >= 0.999 and report.fidelity.worst_cosine >= 0.995
+    assert report.fidelity.top10_overlap >= 0.95
+    # Every candidate the CPU offers was timed and measured; the kept one passed and was fastest.
+    passing = {k: v for k, v in report.candidates.items() if v["passes"]}
+    assert report.detail.endswith(f"{min(passing, key=lambda k: passing[k]['seconds'])} activations")
+    assert isinstance(handler.encoder()[0], OpenVinoEncoder)
+    got = handler.embed(TEXTS, EmbedOptions()).vectors
+    want = st_minilm.encode(TEXTS)
+    cos = (got * want).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(want, axis=1)
+    assert cos.min() >= 0.995
+    assert cos.min() < 1 - 1e-7  # really the int8 model, not the fp32 one still in place
+    assert len(list((minilm_copy / MODEL / CACHE_DIR).iterdir())) == 1
+
+    again = apply_precision(load_minilm(catalog, minilm_copy), MODEL, "int8", Thresholds(), 2)
+    assert not again.converted
+    assert len(list((minilm_copy / MODEL / CACHE_DIR).iterdir())) == 1
+
+
+def test_int8_below_the_thresholds_is_refused_with_the_figures(catalog, minilm_copy):
+    handler = load_minilm(catalog, minilm_copy)
+    with pytest.raises(ConfigError, match=r"int8 path is too far from the reference to serve \(mean cosine 0\.99\d+ < 0\.9999999"):
+        apply_precision(handler, MODEL, "int8", Thresholds(mean_cosine=0.9999999), 2)
+    # Refused means the reference stays in place, untouched.
+    assert not isinstance(handler.encoder()[0], OpenVinoEncoder)
+
+
+def test_fp32_is_the_reference_as_loaded(catalog, minilm_copy):
+    handler = load_minilm(catalog, minilm_copy)
+    model = handler.encoder()[0]
+    report = apply_precision(handler, MODEL, "fp32", Thresholds(), 2)
+    assert (report.precision, report.detail, report.fidelity) == ("fp32", "pytorch float32", None)
+    assert handler.encoder()[0] is model and handler.precision is report
+
+
+def test_int8_works_for_bge_m3_and_refuses_handlers_without_a_swappable_encoder(load, standins):
+    # bge-m3's heads stay in PyTorch on top of the int8 encoder; the stand-in's fidelity is random,
+    # so the gate is opened here: this checks the plumbing, the MiniLM test checks the numbers.
+    handler = load("bge-m3")
+    open_gate = Thresholds(0, 0, 0)
+    apply_precision(handler, "bge-m3", "int8", open_gate, 2)
+    assert handler.sparse(TEXTS, EmbedOptions()).token_counts[0] > 0
+    assert handler.multi_vector(TEXTS, EmbedOptions()).vectors[0].shape[0] > 0
+    with pytest.raises(ConfigError, match="precision int8 is not available"):
+        apply_precision(load("ms-marco-minilm-l6-v2"), "ms-marco-minilm-l6-v2", "int8", open_gate, 2)
+
+
+def test_the_gate_measures_cosines_and_top10_overlap():
+    queries, documents = corpus()
+    assert (len(queries), len(documents)) == (16, 64) and corpus() == (queries, documents)
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(80, 32))
+    same = measure(lambda texts: base, lambda texts: base)
+    assert same == Fidelity(pytest.approx(1.0), pytest.approx(1.0), 1.0)
+    noisy = measure(lambda texts: base, lambda texts: base + rng.normal(scale=0.5, size=base.shape))
+    assert noisy.mean_cosine < 0.99 and noisy.worst_cosine < noisy.mean_cosine and noisy.top10_overlap < 1
+    assert noisy.failures(Thresholds()) and not same.failures(Thresholds())
+    assert dataclasses.asdict(Thresholds()) == {"mean_cosine": 0.999, "worst_cosine": 0.995, "top10_overlap": 0.95}

@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models-dir", default=str(ROOT / "models"))
     p.add_argument("--force", action="store_true", help="fetch again even if the folder is complete")
     p.add_argument("--quiet", action="store_true", help="print nothing for models already in place")
-    p.add_argument("--precision", choices=("fp32", "int8"), default=os.environ.get("PRECISION") or None,
+    p.add_argument("--precision", choices=("fp32", "int8", "auto"), default=os.environ.get("PRECISION") or None,
                    help="also prepare this precision: int8 converts the weights once and checks the fidelity "
                         "gate, so the runner starts without converting (default: PRECISION, else each entry's)")
     args = p.parse_args(argv)
@@ -68,16 +68,18 @@ def main(argv: list[str] | None = None) -> int:
             target, changed = fetch(catalog[name], models_dir / name, args.force)
             if changed or not args.quiet:
                 print(f"{name}: {'fetched into' if changed else 'already in'} {target}")
-            if (args.precision or catalog[name].precision) == "int8":
-                print(f"{name}: {prepare_int8(catalog[name], models_dir)}")
+            precision = args.precision or catalog[name].precision
+            if precision != "fp32":
+                print(f"{name}: {prepare(catalog[name], models_dir, precision)}")
         except Exception as exc:  # one model failing must not hide the others' results
             failed += 1
             print(f"{name}: FAILED: {exc}", file=sys.stderr)
     return 1 if failed else 0
 
 
-def prepare_int8(entry: CatalogEntry, models_dir: Path) -> str:
-    """Converts the model to int8 as the runner would (same code, same cache), and gates it."""
+def prepare(entry: CatalogEntry, models_dir: Path, precision: str) -> str:
+    """Converts the model to int8 as the runner would (same code, same cache) and gates it; for
+    auto, also times it against fp32 and remembers the choice for this CPU."""
     import torch
 
     from runner.fidelity import Thresholds
@@ -85,10 +87,12 @@ def prepare_int8(entry: CatalogEntry, models_dir: Path) -> str:
     from runner.precision import apply_precision
 
     handler = load_handler(entry, models_dir, torch.device("cpu"), 16384)
-    report = apply_precision(handler, entry.name, "int8", Thresholds(), torch.get_num_threads())
+    report = apply_precision(handler, entry.name, precision, Thresholds(), torch.get_num_threads())
     f = report.fidelity
-    return (f"int8 {'converted' if report.converted else 'already converted'} ({report.detail}); fidelity to fp32: "
-            f"mean cosine {f.mean_cosine:.5f}, worst {f.worst_cosine:.5f}, top-10 overlap {f.top10_overlap:.3f}")
+    if f is None:
+        return f"{precision}: serves {report.precision} ({report.detail})"
+    return (f"{precision}: serves int8, {'converted' if report.converted else 'already converted'} ({report.detail}); "
+            f"fidelity to fp32: mean cosine {f.mean_cosine:.5f}, worst {f.worst_cosine:.5f}, top-10 overlap {f.top10_overlap:.3f}")
 
 
 # Written last into a finished model folder: where the files came from.

@@ -110,5 +110,6 @@ def compile_encoder(xml: Path, precision: str, threads: int, config) -> OpenVino
     core = ov.Core()
     compiled = core.compile_model(core.read_model(xml), "CPU", {
         "INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY",
+        "ENABLE_CPU_PINNING": False,
     })
     return OpenVinoEncoder(compiled, config)

@@ -126,12 +126,12 @@ def test_precision_int8_converts_once_with_the_fidelity_figures(tmp_path):
     res = subprocess.run([sys.executable, str(ROOT / "scripts/download_models.py"), *args],
                          env=download.env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
-    assert "int8 converted (openvino int8 weights, " in res.stdout
+    assert "int8: serves int8, converted (openvino int8 weights, " in res.stdout
     assert "fidelity to fp32: mean cosine 0.99" in res.stdout
     assert len(list((models / "all-minilm-l6-v2" / ".edge-embed-int8").iterdir())) == 1
     again = subprocess.run([sys.executable, str(ROOT / "scripts/download_models.py"), *args],
                            env=download.env, capture_output=True, text=True, timeout=300)
-    assert "int8 already converted" in again.stdout
+    assert "int8: serves int8, already converted" in again.stdout
 
 
 def test_unknown_names_are_refused_with_the_catalog(tmp_path):

@@ -43,8 +43,9 @@ def test_int8_passes_the_gate_on_minilm_and_is_cached_for_the_next_start(catalog
     assert report.fidelity.mean_cosine >= 0.999 and report.fidelity.worst_cosine >= 0.995
     assert report.fidelity.top10_overlap >= 0.95
     # Every candidate the CPU offers was timed and measured; the kept one passed and was fastest.
-    passing = {k: v for k, v in report.candidates.items() if v["passes"]}
-    assert report.detail.endswith(f"{min(passing, key=lambda k: passing[k]['seconds'])} activations")
+    passing = {k: v for k, v in report.candidates.items() if v.get("passes")}
+    fastest = min(passing, key=lambda k: passing[k]["seconds"])
+    assert report.detail.endswith(f"{fastest.removeprefix('int8/')} activations")
     assert isinstance(handler.encoder()[0], OpenVinoEncoder)
     got = handler.embed(TEXTS, EmbedOptions()).vectors
     want = st_minilm.encode(TEXTS)
@@ -97,3 +98,26 @@ def test_the_gate_measures_cosines_and_top10_overlap():
     assert noisy.mean_cosine < 0.99 and noisy.worst_cosine < noisy.mean_cosine and noisy.top10_overlap < 1
     assert noisy.failures(Thresholds()) and not same.failures(Thresholds())
     assert dataclasses.asdict(Thresholds()) == {"mean_cosine": 0.999, "worst_cosine": 0.995, "top10_overlap": 0.95}
+
+
+def test_auto_times_fp32_against_int8_keeps_the_faster_and_remembers_it_for_this_cpu(catalog, minilm_copy):
+    from runner.precision import cpu_key
+
+    handler = load_minilm(catalog, minilm_copy)
+    report = apply_precision(handler, MODEL, "auto", Thresholds(), 2)
+    assert "auto: " in report.detail and "fp32" in report.candidates
+    timings = {k: v["seconds"] for k, v in report.candidates.items() if k == "fp32" or v["passes"]}
+    fastest = min(timings, key=timings.get)
+    assert report.precision == ("fp32" if fastest == "fp32" else "int8")
+    choice = minilm_copy / MODEL / CACHE_DIR / f"choice-{cpu_key()}.json"
+    assert choice.is_file()
+
+    again = apply_precision(load_minilm(catalog, minilm_copy), MODEL, "auto", Thresholds(), 2)
+    assert again.precision == report.precision and "(cached for this CPU)" in again.detail
+    # The remembered choice is served without timing the others again; int8 still passes the gate.
+    assert len(again.candidates) <= 2
+
+
+def test_auto_is_fp32_for_a_handler_without_an_encoder_to_swap(load):
+    report = apply_precision(load("ms-marco-minilm-l6-v2"), "ms-marco-minilm-l6-v2", "auto", Thresholds(), 2)
+    assert report.precision == "fp32" and "auto: int8 needs a CPU and an encoder model" in report.detail

@@ -74,34 +74,32 @@ def apply_precision(handler: Handler, name: str, precision: str, limits: Thresho
     activations = [cached["choice"].removeprefix("int8/")] if cached else activation_precisions()
     encoders = {"fp32": reference} | {f"int8/{a}": compile_encoder(xml, a, threads, reference.config) for a in activations}
     fidelities: dict[str, Fidelity] = {}
-    for key, encoder in encoders.items():
-        if key != "fp32":
-            handler.use_encoder(encoder)
-            fidelities[key] = measure(lambda _: wanted, embed)  # also compiles kernels for these shapes
-    # Timed in alternating rounds, best of three: one pass right after compiling or converting
-    # is too noisy to choose by.
-    seconds = dict.fromkeys(encoders, float("inf"))
-    for _ in range(3):
-        for key, encoder in encoders.items():
-            handler.use_encoder(encoder)
-            started = time.perf_counter()
-            embed(texts)
-            seconds[key] = min(seconds[key], time.perf_counter() - started)
+    for key, encoder in list(encoders.items())[1:]:
+        handler.use_encoder(encoder)
+        fidelities[key] = measure(lambda _: wanted, embed)  # also compiles kernels for these shapes
+    # Only a choice needs timing: auto weighs fp32 too, int8 only its own candidates.
+    # A remembered choice needs none.
+    timed = [] if cached else list(encoders) if precision == "auto" else list(fidelities) if len(fidelities) > 1 else []
+    seconds = _best_times(handler, {k: encoders[k] for k in timed}, lambda: embed(texts))
     handler.use_encoder(reference)
-    fp32_seconds = seconds["fp32"]
-    results = {k: (seconds[k], fidelities[k], encoders[k]) for k in fidelities}
-    candidates = {"fp32": {"seconds": round(fp32_seconds, 4)}} | {
-        k: {"seconds": round(t, 4), "mean_cosine": round(f.mean_cosine, 6), "worst_cosine": round(f.worst_cosine, 6),
-            "top10_overlap": round(f.top10_overlap, 4), "passes": not f.failures(limits)}
-        for k, (t, f, _) in results.items()}
+    fp32_seconds = seconds.get("fp32", 0.0)
+    results = {k: (seconds.get(k, 0.0), fidelities[k], encoders[k]) for k in fidelities}
+    # Untimed candidates (nothing to choose between) carry no seconds, rather than a made-up 0.
+    candidates = {k: {"seconds": round(t, 4)} for k, t in seconds.items()}
+    for k, f in fidelities.items():
+        candidates.setdefault(k, {}).update(mean_cosine=round(f.mean_cosine, 6), worst_cosine=round(f.worst_cosine, 6),
+                                            top10_overlap=round(f.top10_overlap, 4), passes=not f.failures(limits))
     passing = {k: r for k, r in results.items() if not r[1].failures(limits)}
     if not passing and precision == "int8":
         check(name, "int8", max(results.values(), key=lambda r: r[1].mean_cosine)[1], limits)
     chosen = min(passing, key=lambda k: passing[k][0], default=None)
-    if precision == "auto" and (chosen is None or fp32_seconds <= passing[chosen][0]):
-        why = "no int8 candidate passed the fidelity gate" if chosen is None else \
-            f"fp32 took {fp32_seconds:.3f} s on the gate's corpus, the fastest int8 ({chosen}) {passing[chosen][0]:.3f} s"
-        _remember(choice_file, "fp32", why)
+    if precision == "auto" and (chosen is None or (not cached and fp32_seconds <= passing[chosen][0])):
+        if chosen is None:
+            why = "no int8 candidate passed the fidelity gate"
+            choice_file.unlink(missing_ok=True)  # the next start weighs every candidate again
+        else:
+            why = f"fp32 took {fp32_seconds:.3f} s on the gate's corpus, the fastest int8 ({chosen}) {passing[chosen][0]:.3f} s"
+            _remember(choice_file, "fp32", why)
         handler.precision = PrecisionReport("fp32", f"{fp32.detail}; auto: {why}", None, converted, candidates)
         return handler.precision
     _, fidelity, encoder = passing[chosen]
@@ -115,6 +113,19 @@ def apply_precision(handler: Handler, name: str, precision: str, limits: Thresho
         detail += f"; auto: {cached['why'] + ' (cached for this CPU)' if cached else why}"
     handler.precision = PrecisionReport("int8", detail, fidelity, converted, candidates)
     return handler.precision
+
+
+def _best_times(handler: Handler, encoders: dict, work) -> dict[str, float]:
+    """Each encoder's best time for work, over three rounds that alternate between them: one pass
+    right after compiling or converting is too noisy to choose by."""
+    seconds = dict.fromkeys(encoders, float("inf"))
+    for _ in range(3):
+        for key, encoder in encoders.items():
+            handler.use_encoder(encoder)
+            started = time.perf_counter()
+            work()
+            seconds[key] = min(seconds[key], time.perf_counter() - started)
+    return seconds
 
 
 def cpu_key() -> str:

@@ -279,6 +279,7 @@ def main() -> int:
         print(f"[{path}] idle, 1 client      : p50 {quiet['p50_ms']:.2f} ms vs in-process {quiet['in_process_p50_ms']:.2f} ms: "
               f"{quiet['over_in_process_ms']:+.2f} ms; p99 {quiet['p99_ms']:.2f} ms", flush=True)
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(figures, indent=2))
     return 0
 

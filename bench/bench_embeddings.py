@@ -13,7 +13,7 @@ HTTP, with its cache off so that every text is computed:
     the two alternating text by text so that both see the same machine state.
 Each serving path (--precisions, default fp32 and int8) gets its own server in the same run and
 is reported against the same L, with its fidelity to L and its MFU: throughput times the
-encoder's FLOPs per text, over the fp32 GEMM peak measured in this run on 2 threads.
+encoder's FLOPs per text, over the fp32 GEMM peak measured in this run on the same threads.
 This is a measurement, not a test: the figures vary with the machine and what else runs on it.
 """
 
@@ -253,11 +253,14 @@ def main() -> int:
     print(f"corpus: {len(texts)} texts; baseline: in-process sentence-transformers, batch_size=32", flush=True)
     reference = load_reference()
     base = baseline(reference, texts)
-    peak = gemm_peak_gflops(2)
+    import torch
+
+    threads = torch.get_num_threads()  # what the in-process baseline and each runner use
+    peak = gemm_peak_gflops(threads)
     per_token, tokens = flops_per_token(reference, texts)
     work = per_token * tokens / len(texts)  # FLOPs per text of this corpus
     base["mfu"] = base["texts_per_s"] * work / (peak * 1e9)
-    print(f"L = {base['texts_per_s']:.1f} texts/s, MFU {base['mfu']:.2f}; fp32 GEMM peak {peak:.0f} GFLOP/s on 2 threads; "
+    print(f"L = {base['texts_per_s']:.1f} texts/s, MFU {base['mfu']:.2f}; fp32 GEMM peak {peak:.0f} GFLOP/s on {threads} threads; "
           f"{per_token / 1e6:.1f} MFLOP per token, {tokens} tokens", flush=True)
 
     figures: dict = {"cpu": cpu, "flags": flags, "baseline": base, "gemm_peak_gflops": peak, "paths": {}}

@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         limits = Thresholds(args.fidelity_min_mean_cosine, args.fidelity_min_worst_cosine,
                             args.fidelity_min_top10_overlap)
         report = apply_precision(handler, args.model, args.precision or entry.precision, limits,
-                                 default_threads())
+                                 default_threads(), lambda step: logger.info("precision_step", step=step))
     except ConfigError as exc:
         # stderr, not the JSON log: the supervisor shows it verbatim when startup fails.
         print(f"runner: {exc}", file=sys.stderr)

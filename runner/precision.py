@@ -10,6 +10,7 @@ the CPU's name, decides.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
@@ -17,6 +18,7 @@ import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -24,6 +26,7 @@ from .catalog import PRECISIONS
 from .errors import ConfigError
 from .fidelity import Fidelity, Thresholds, check, corpus, measure
 from .handlers.base import EmbedOptions, Handler
+from .handlers.encoder import EncoderHandler
 
 
 @dataclass(frozen=True)
@@ -39,31 +42,49 @@ class PrecisionReport:
     candidates: dict[str, dict] = field(default_factory=dict)
 
 
-def apply_precision(handler: Handler, name: str, precision: str, limits: Thresholds, threads: int) -> PrecisionReport:
+def apply_precision(handler: EncoderHandler, name: str, precision: str, limits: Thresholds, threads: int,
+                    progress: Callable[[str], None] = lambda _: None) -> PrecisionReport:
     """Leaves fp32 as it is; for int8, converts (once), gates, times and swaps in the encoder.
 
     auto times fp32 against every int8 candidate that passes the gate and keeps the fastest. The
-    choice is cached per CPU (model, flags and cores), next to the converted weights, so later
-    starts on the same machine measure only the fidelity of what they serve.
+    choice is cached per CPU (model, flags and cores) and thread count, next to the converted
+    weights, so later starts on the same machine measure only the fidelity of what they serve.
+    `progress` hears of the slow steps (conversion, the gate) before they start.
     """
     if precision not in PRECISIONS:
         raise ConfigError(f"{name}: precision '{precision}' is not one of {', '.join(PRECISIONS)}")
     fp32 = PrecisionReport("fp32", f"pytorch {str(handler.dtype).removeprefix('torch.')}")
-    if precision == "fp32" or (precision == "auto" and (handler.device.type != "cpu" or getattr(handler, "encoder_dir", None) is None)):
-        handler.precision = fp32 if precision == "fp32" else PrecisionReport("fp32", f"{fp32.detail}; auto: int8 needs a CPU and an encoder model")
+    # The int8 encoder answers in float32, which the heads of a model loaded in another dtype
+    # cannot take; and only a CPU runs it.
+    unfit = "a CPU" if handler.device.type != "cpu" else "dtype float32" if handler.dtype != torch.float32 else \
+        "an encoder model" if getattr(handler, "encoder_dir", None) is None else None
+    if precision == "fp32" or (precision == "auto" and unfit):
+        handler.precision = fp32 if precision == "fp32" else PrecisionReport("fp32", f"{fp32.detail}; auto: int8 needs {unfit}")
         return handler.precision
-    from .backends.openvino_int8 import CACHE_DIR, activation_precisions, compile_encoder, converted_model
+    if unfit:
+        raise ConfigError(f"{name}: precision int8 needs {unfit}; use fp32 or auto")
+    from .backends.openvino_int8 import CACHE_DIR, activation_precisions, cache_key, compile_encoder, converted_model
 
     reference, weights_dir = handler.encoder()
-    if handler.device.type != "cpu":
-        raise ConfigError(f"{name}: precision int8 runs on CPU only; use fp32 on {handler.device}")
-    choice_file = weights_dir / CACHE_DIR / f"choice-{cpu_key()}.json"
-    cached = json.loads(choice_file.read_text()) if precision == "auto" and choice_file.is_file() else None
+    folder = weights_dir / CACHE_DIR / cache_key(weights_dir)
+    choice_file = folder / f"choice-{cpu_key()}-{threads}.json"
+    cached = _remembered(choice_file) if precision == "auto" else None
     if cached and cached["choice"] == "fp32":
         handler.precision = PrecisionReport("fp32", f"{fp32.detail}; auto: {cached['why']} (cached for this CPU)")
         return handler.precision
 
-    xml, converted = converted_model(reference, handler.tokenizer(), weights_dir)
+    try:
+        if not (folder / "model.xml").is_file():
+            progress("converting to int8, once: this takes a while for a large model")
+        xml, converted = converted_model(reference, handler.tokenizer(), folder)
+        progress("checking int8 against fp32 on the fidelity corpus")
+        activations = [cached["choice"].removeprefix("int8/")] if cached else activation_precisions()
+        compiled = {f"int8/{a}": compile_encoder(xml, a, threads, reference.config) for a in activations}
+    except Exception as exc:  # a tool's own failure: say so in one line, or serve the reference
+        if precision == "int8":
+            raise ConfigError(f"{name}: int8 conversion failed ({type(exc).__name__}: {str(exc)[:200]})") from None
+        handler.precision = PrecisionReport("fp32", f"{fp32.detail}; auto: int8 conversion failed ({type(exc).__name__})")
+        return handler.precision
     queries, documents = corpus()
     texts = queries + documents
 
@@ -71,8 +92,7 @@ def apply_precision(handler: Handler, name: str, precision: str, limits: Thresho
         return handler.embed(texts, EmbedOptions()).vectors
 
     wanted = embed(texts)
-    activations = [cached["choice"].removeprefix("int8/")] if cached else activation_precisions()
-    encoders = {"fp32": reference} | {f"int8/{a}": compile_encoder(xml, a, threads, reference.config) for a in activations}
+    encoders = {"fp32": reference} | compiled
     fidelities: dict[str, Fidelity] = {}
     for key, encoder in list(encoders.items())[1:]:
         handler.use_encoder(encoder)
@@ -102,12 +122,17 @@ def apply_precision(handler: Handler, name: str, precision: str, limits: Thresho
             _remember(choice_file, "fp32", why)
         handler.precision = PrecisionReport("fp32", f"{fp32.detail}; auto: {why}", None, converted, candidates)
         return handler.precision
-    _, fidelity, encoder = passing[chosen]
+    chosen_seconds, fidelity, encoder = passing[chosen]
     handler.use_encoder(encoder)
-    del reference  # the fp32 encoder's memory goes back once nothing holds it
+    # The fp32 encoder's memory goes back once nothing here holds it any more.
+    del reference
+    encoders.clear()
+    results.clear()
+    passing.clear()
+    gc.collect()
     detail = f"openvino int8 weights, {chosen.removeprefix('int8/')} activations"
     if precision == "auto":
-        why = f"{chosen} took {passing[chosen][0]:.3f} s on the gate's corpus, fp32 {fp32_seconds:.3f} s"
+        why = f"{chosen} took {chosen_seconds:.3f} s on the gate's corpus, fp32 {fp32_seconds:.3f} s"
         if not cached:
             _remember(choice_file, chosen, why)
         detail += f"; auto: {cached['why'] + ' (cached for this CPU)' if cached else why}"
@@ -139,11 +164,24 @@ def cpu_key() -> str:
     return hashlib.sha256(f"{text}|{os.cpu_count()}".encode()).hexdigest()[:12]
 
 
+def _remembered(path: Path) -> dict | None:
+    """The choice remembered for this CPU, or None when there is none or it cannot be read."""
+    try:
+        cached = json.loads(path.read_text())
+        return cached if isinstance(cached, dict) and {"choice", "why"} <= set(cached) else None
+    except (OSError, ValueError):
+        return None
+
+
 def _remember(path: Path, choice: str, why: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_suffix(f".{os.getpid()}.tmp")
-    staging.write_text(json.dumps({"choice": choice, "why": why}))
-    staging.replace(path)
+    """Keeps the choice for the next start; one that cannot be written is simply timed again."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = path.with_suffix(f".{os.getpid()}.tmp")
+        staging.write_text(json.dumps({"choice": choice, "why": why}))
+        staging.replace(path)
+    except OSError:
+        pass
 
 
 def default_threads() -> int:

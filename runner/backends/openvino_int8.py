@@ -13,17 +13,17 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import json
 import logging
 import shutil
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
 import torch
 
+#: Where converted models live, inside each model's weights folder: one sub-folder per cache key.
 CACHE_DIR = ".edge-embed-int8"
 _WEIGHT_SUFFIXES = (".safetensors", ".bin")
 
@@ -40,37 +40,44 @@ class OpenVinoEncoder:
 
     def __call__(self, **features: torch.Tensor) -> SimpleNamespace:
         inputs = {name: features[name].cpu().numpy() for name in self._names}
+        # infer() hands back arrays of its own (share_outputs is off), so no copy is needed.
         hidden = self._request.infer(inputs)[self._compiled.outputs[0]]
-        return SimpleNamespace(last_hidden_state=torch.from_numpy(np.array(hidden, copy=True)))
+        return SimpleNamespace(last_hidden_state=torch.from_numpy(hidden))
 
 
 def cache_key(weights_dir: Path) -> str:
-    """Digest of what the converted model depends on: weights, config and tool versions."""
+    """Digest of what the converted model depends on: the weights, config and tokenizer files (by
+    name, size and modification time, so a start never reads gigabytes to check), and the
+    versions of every tool involved. Weights copied or fetched again simply convert again."""
     import nncf
     import openvino
     import transformers
 
     digest = hashlib.sha256()
-    for path in sorted(p for p in weights_dir.iterdir() if p.suffix in _WEIGHT_SUFFIXES or p.name == "config.json"):
-        digest.update(path.name.encode())
-        with path.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    for version in (openvino.__version__, nncf.__version__, transformers.__version__, torch.__version__, "int8_asym-1"):
+    for path in sorted(p for p in weights_dir.iterdir() if p.suffix in _WEIGHT_SUFFIXES or p.suffix == ".json"):
+        stat = path.stat()
+        digest.update(f"{path.name}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    for version in (openvino.__version__, nncf.__version__, transformers.__version__, torch.__version__, "int8_asym-2"):
         digest.update(version.encode())
     return digest.hexdigest()[:16]
 
 
-def converted_model(model: torch.nn.Module, tokenizer, weights_dir: Path) -> tuple[Path, bool]:
-    """The int8 IR of model, converting and caching it if needed; True when it was converted now."""
-    target = weights_dir / CACHE_DIR / cache_key(weights_dir)
+def converted_model(model: torch.nn.Module, tokenizer, target: Path) -> tuple[Path, bool]:
+    """The int8 IR of model in target (a cache_key folder), converting it if needed; True when it
+    was converted now. Staging folders that a killed conversion left behind are swept first."""
     xml = target / "model.xml"
     if xml.is_file():
         return xml, False
     import nncf
     import openvino as ov
 
-    example = tokenizer(["an example input", "and another one"], padding=True, return_tensors="pt")
+    for stale in target.parent.glob(".staging-*"):
+        # An hour old: long dead, not another runner's conversion still in progress.
+        if time.time() - stale.stat().st_mtime > 3600:
+            shutil.rmtree(stale, ignore_errors=True)
+    # Texts of different lengths, so that padding is in the traced graph as it is in every batch.
+    example = tokenizer(["an example input", "and another, rather longer one, padded against the first"],
+                        padding=True, return_tensors="pt")
     names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in example]
     # Tracing warns about shape checks it bakes in; the fidelity gate is what judges the result,
     # and the warnings would reach the gateway's log as if something had gone wrong.
@@ -86,12 +93,13 @@ def converted_model(model: torch.nn.Module, tokenizer, weights_dir: Path) -> tup
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".staging-"))
     try:
         ov.save_model(compressed, staging / "model.xml", compress_to_fp16=False)
-        (staging / "source.json").write_text(json.dumps({"inputs": names}))
+        staging.chmod(0o755)  # mkdtemp's 0700 would hide it from a runner of another user
         staging.rename(target)
     except OSError:
-        shutil.rmtree(staging, ignore_errors=True)
         if not xml.is_file():  # another runner may have won the race; its copy is as good
             raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return xml, True
 
 

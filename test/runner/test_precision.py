@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import weakref
 
 import numpy as np
 import pytest
@@ -83,7 +85,7 @@ def test_int8_works_for_bge_m3_and_refuses_handlers_without_a_swappable_encoder(
     apply_precision(handler, "bge-m3", "int8", open_gate, 2)
     assert handler.sparse(TEXTS, EmbedOptions()).token_counts[0] > 0
     assert handler.multi_vector(TEXTS, EmbedOptions()).vectors[0].shape[0] > 0
-    with pytest.raises(ConfigError, match="precision int8 is not available"):
+    with pytest.raises(ConfigError, match="precision int8 needs an encoder model"):
         apply_precision(load("ms-marco-minilm-l6-v2"), "ms-marco-minilm-l6-v2", "int8", open_gate, 2)
 
 
@@ -110,15 +112,30 @@ def test_auto_times_fp32_against_int8_keeps_the_faster_and_remembers_it_for_this
     assert "fp32" in timings and len(report.candidates) >= 2
     fastest = min(timings, key=timings.get)
     assert report.precision == ("fp32" if fastest == "fp32" else "int8")
-    choice = minilm_copy / MODEL / CACHE_DIR / f"choice-{cpu_key()}.json"
-    assert choice.is_file()
+    [choice] = (minilm_copy / MODEL / CACHE_DIR).glob(f"*/choice-{cpu_key()}-2.json")
+    assert json.loads(choice.read_text())["choice"] == ("fp32" if report.precision == "fp32" else fastest)
 
     again = apply_precision(load_minilm(catalog, minilm_copy), MODEL, "auto", Thresholds(), 2)
     assert again.precision == report.precision and "(cached for this CPU)" in again.detail
-    # The remembered choice is served without timing the others again; int8 still passes the gate.
-    assert len(again.candidates) <= 2
+    # The remembered choice is served without timing anything again; int8 still passes the gate.
+    assert all("seconds" not in c for c in again.candidates.values())
+    # A choice file that cannot be read is no choice: everything is weighed again.
+    choice.write_text("{not json")
+    third = apply_precision(load_minilm(catalog, minilm_copy), MODEL, "auto", Thresholds(), 2)
+    assert "cached" not in third.detail and "fp32" in third.candidates
+
+
+def test_int8_frees_the_fp32_encoder_and_needs_float32(catalog, minilm_copy):
+    handler = load_minilm(catalog, minilm_copy)
+    torch_model = weakref.ref(handler.encoder()[0])
+    apply_precision(handler, MODEL, "int8", Thresholds(), 2)
+    assert torch_model() is None
+    bf16 = load_handler(dataclasses.replace(catalog[MODEL], dtype="bfloat16"), minilm_copy, torch.device("cpu"), 16384)
+    with pytest.raises(ConfigError, match="precision int8 needs dtype float32"):
+        apply_precision(bf16, MODEL, "int8", Thresholds(), 2)
+    assert apply_precision(bf16, MODEL, "auto", Thresholds(), 2).detail.endswith("auto: int8 needs dtype float32")
 
 
 def test_auto_is_fp32_for_a_handler_without_an_encoder_to_swap(load):
     report = apply_precision(load("ms-marco-minilm-l6-v2"), "ms-marco-minilm-l6-v2", "auto", Thresholds(), 2)
-    assert report.precision == "fp32" and "auto: int8 needs a CPU and an encoder model" in report.detail
+    assert report.precision == "fp32" and report.detail.endswith("auto: int8 needs an encoder model")

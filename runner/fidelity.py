@@ -51,6 +51,12 @@ class Fidelity:
     worst_cosine: float
     top10_overlap: float
 
+    @staticmethod
+    def weakest(measured: list["Fidelity"]) -> "Fidelity":
+        """The lowest of each figure: a path is as faithful as the worst of the outputs it serves."""
+        return Fidelity(min(f.mean_cosine for f in measured), min(f.worst_cosine for f in measured),
+                        min(f.top10_overlap for f in measured))
+
     def failures(self, limits: Thresholds) -> list[str]:
         """What falls short of the limits, as phrases for the refusal message; empty if none."""
         checks = [("mean cosine", self.mean_cosine, limits.mean_cosine),
@@ -64,7 +70,9 @@ def measure(reference: Callable[[list[str]], np.ndarray], candidate: Callable[[l
     queries, documents = corpus()
     texts = queries + documents
     ref, got = _unit(reference(texts)), _unit(candidate(texts))
-    cos = (ref * got).sum(axis=1)
+    # Two empty vectors (a text with no sparse weight either way) agree completely.
+    empty = ~ref.any(axis=1) & ~got.any(axis=1)
+    cos = np.where(empty, 1.0, (ref * got).sum(axis=1))
     n = len(queries)
     top_ref = np.argsort(-(ref[:n] @ ref[n:].T), axis=1)[:, :10]
     top_got = np.argsort(-(got[:n] @ got[n:].T), axis=1)[:, :10]

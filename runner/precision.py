@@ -91,12 +91,16 @@ def apply_precision(handler: EncoderHandler, name: str, precision: str, limits: 
     def embed(texts: list[str]):
         return handler.embed(texts, EmbedOptions()).vectors
 
-    wanted = embed(texts)
+    # Every output the encoder feeds is gated: dense always, and bge-m3's sparse weights, whose
+    # relu threshold makes them the most sensitive to small changes.
+    outputs = [embed] + ([lambda t: _sparse_rows(handler, t)] if "sparse-embedding" in handler.capabilities else [])
+    wanted = [output(texts) for output in outputs]
     encoders = {"fp32": reference} | compiled
     fidelities: dict[str, Fidelity] = {}
     for key, encoder in list(encoders.items())[1:]:
         handler.use_encoder(encoder)
-        fidelities[key] = measure(lambda _: wanted, embed)  # also compiles kernels for these shapes
+        # Measuring also compiles kernels for these shapes before anything is timed.
+        fidelities[key] = Fidelity.weakest([measure(lambda _, w=w: w, output) for w, output in zip(wanted, outputs)])
     # Only a choice needs timing: auto weighs fp32 too, int8 only its own candidates.
     # A remembered choice needs none.
     timed = [] if cached else list(encoders) if precision == "auto" else list(fidelities) if len(fidelities) > 1 else []
@@ -138,6 +142,17 @@ def apply_precision(handler: EncoderHandler, name: str, precision: str, limits: 
         detail += f"; auto: {cached['why'] + ' (cached for this CPU)' if cached else why}"
     handler.precision = PrecisionReport("int8", detail, fidelity, converted, candidates)
     return handler.precision
+
+
+def _sparse_rows(handler: Handler, texts: list[str]):
+    """Sparse weights as rows over the whole vocabulary, so that measure() can compare them."""
+    import numpy as np
+
+    out = handler.sparse(texts, EmbedOptions())
+    rows = np.zeros((len(texts), handler.vocab_size), np.float32)
+    for row, (indices, values) in enumerate(zip(out.indices, out.values)):
+        rows[row, indices] = values
+    return rows
 
 
 def _best_times(handler: Handler, encoders: dict, work) -> dict[str, float]:

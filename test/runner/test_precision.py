@@ -99,6 +99,10 @@ def test_the_gate_measures_cosines_and_top10_overlap():
     noisy = measure(lambda texts: base, lambda texts: base + rng.normal(scale=0.5, size=base.shape))
     assert noisy.mean_cosine < 0.99 and noisy.worst_cosine < noisy.mean_cosine and noisy.top10_overlap < 1
     assert noisy.failures(Thresholds()) and not same.failures(Thresholds())
+    weakest = Fidelity.weakest([Fidelity(0.9995, 0.997, 1.0), Fidelity(0.9999, 0.996, 0.96)])
+    assert weakest == Fidelity(0.9995, 0.996, 0.96)
+    empty = np.zeros((80, 4))
+    assert measure(lambda texts: empty, lambda texts: empty).worst_cosine == 1.0
     assert dataclasses.asdict(Thresholds()) == {"mean_cosine": 0.999, "worst_cosine": 0.995, "top10_overlap": 0.95}
 
 

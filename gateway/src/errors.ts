@@ -50,8 +50,11 @@ export class InputError extends ApiError {
     this.detail = detail;
   }
 
-  /** The client-facing error, `<param>[<index>] <detail>`, in the client's own numbering. */
-  forClient(param: string, index: number): ApiError {
-    return new ApiError('validation', `${param}[${index}] ${this.detail}`, { param, code: this.code });
+  /**
+   * The client-facing error, `<param>[<index>] <detail>` in the client's own numbering, or with
+   * `name` the input's own path where the dialect names its inputs otherwise.
+   */
+  forClient(param: string, index: number, name: (index: number) => string = (i) => `${param}[${i}]`): ApiError {
+    return new ApiError('validation', `${name(index)} ${this.detail}`, { param, code: this.code });
   }
 }

@@ -10,13 +10,16 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import torch
 
 from ..catalog import CatalogEntry
 from ..errors import InputFailure, InvalidInput
+
+if TYPE_CHECKING:  # precision.py imports this module, so only the type checker follows it back
+    from ..precision import PrecisionReport
 
 
 @dataclass(frozen=True)
@@ -147,7 +150,7 @@ class Handler(ABC):
     allows_float16: ClassVar[bool] = True
     #: What the model runs in and how close it is to the reference; set by runner/precision.py
     #: once loaded (a PrecisionReport), and None for a handler used on its own, as in tests.
-    precision: object | None = None
+    precision: PrecisionReport | None = None
 
     @property
     @abstractmethod

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { totalTokens } from '../services/model-service.ts';
 import { callContext, modelFor } from './route-helpers.ts';
 
 /** What every rerank dialect starts from: the model's scores, best first, and the tokens used. */
@@ -15,7 +16,7 @@ export async function rankDocuments(app: FastifyInstance, request: FastifyReques
   // A failure is logged once, rate-limited, by the error handler.
   const out = await model.rerank(query, documents, opts, callContext(request));
   const ranked = out.items.map((score, index) => ({ index, score })).sort((a, b) => b.score - a.score);
-  const tokens = out.tokens.reduce((a, b) => a + b, 0);
+  const tokens = totalTokens(out);
   request.log.info({ model: model.name, documents: documents.length, tokens, queue_ms: out.queueMs, inference_ms: out.inferenceMs, status: 200 }, 'rerank_request');
   return { model: model.name, ranked, tokens };
 }

@@ -21,7 +21,7 @@ export type RunnerInfo = InfoResponse__Output;
 export type EmbedReply = EmbedResponse__Output;
 /** One Rerank answer: a score and a token count per document. */
 export type RerankReply = RerankResponse__Output;
-/** One Classify answer: the model's labels, then one score per label per input, row-major. */
+/** One Classify answer: one score per label (in Info's label order) per input, row-major. */
 export type ClassifyReply = ClassifyResponse__Output;
 /** One tokenised text per input, with ids, texts and spans. */
 export type TokenizeReply = TokenizeResponse__Output;

@@ -24,11 +24,22 @@ export interface ServiceLimits {
 /** Inputs as clients send them: texts, or sequences of token ids. */
 export type Inputs = string[] | number[][];
 
+/** How a request names its inputs in errors: the top-level field, and the path of input i. */
+export interface InputNames {
+  param: string;
+  name: (index: number) => string;
+}
+
+/** OpenAI's naming, the default: `input`, `input[3]`. */
+const INPUT: InputNames = { param: 'input', name: (i) => `input[${i}]` };
+
 /** Per-request context that travels with the inputs. */
 export interface CallContext {
   requestId: string;
   /** Aborts when the client goes away; queued work for it is then dropped. */
   signal?: AbortSignal;
+  /** The dialect's names for the inputs (TEI's `inputs`, Cohere's `texts`); default INPUT. */
+  inputs?: InputNames;
 }
 
 /** Per-request embedding choices; every field is optional. */
@@ -47,6 +58,11 @@ export interface EmbedChoices {
   normalize?: boolean;
   /** How to read token-id inputs; overrides TOKEN_ID_INPUTS. */
   tokenIds?: TokenIdVocabulary;
+}
+
+/** Tokens a request used in all, special tokens and prompts included: what usage reports. */
+export function totalTokens(out: { tokens: number[] }): number {
+  return out.tokens.reduce((a, b) => a + b, 0);
 }
 
 /** Results for one request, aligned with its inputs. */
@@ -96,43 +112,44 @@ export class ModelService {
 
   /** Dense vectors as little-endian float32 rows. */
   embedDense(inputs: Inputs, choices: EmbedChoices, ctx: CallContext): Promise<Outcome<Buffer>> {
-    const info = this.#require('dense', inputs);
-    const [prepared, kind] = this.#inputs(inputs, choices, info);
+    const info = this.#require('dense', inputs, ctx);
+    const [prepared, kind] = this.#inputs(inputs, choices, info, ctx);
     const dimensions = this.#dimensions(info, choices.dimensions);
     return this.#cached(prepared, denseSpec({ ...this.#options(choices, kind), dimensions, no_normalize: choices.normalize === false }, kind), ctx);
   }
 
   /** Sparse lexical weights (bge-m3). */
   embedSparse(inputs: Inputs, choices: EmbedChoices, ctx: CallContext): Promise<Outcome<SparseItem>> {
-    const [prepared, kind] = this.#inputs(inputs, choices, this.#require('sparse', inputs));
+    const [prepared, kind] = this.#inputs(inputs, choices, this.#require('sparse', inputs, ctx), ctx);
     return this.#cached(prepared, sparseSpec(this.#options(choices, kind), kind), ctx);
   }
 
   /** Per-token vectors (bge-m3 ColBERT). */
   embedMultiVector(inputs: Inputs, choices: EmbedChoices, ctx: CallContext): Promise<Outcome<MultiVectorItem>> {
-    const [prepared, kind] = this.#inputs(inputs, choices, this.#require('multi', inputs));
+    const [prepared, kind] = this.#inputs(inputs, choices, this.#require('multi', inputs, ctx), ctx);
     return this.#cached(prepared, multiVectorSpec(this.#options(choices, kind), kind), ctx);
   }
 
   /** The encoder's state for every token before pooling (TEI's /embed_all); any embedding model has it. */
   embedTokens(inputs: Inputs, choices: EmbedChoices, ctx: CallContext): Promise<Outcome<MultiVectorItem>> {
-    const [prepared, kind] = this.#inputs(inputs, choices, this.#require('dense', inputs));
+    const [prepared, kind] = this.#inputs(inputs, choices, this.#require('dense', inputs, ctx), ctx);
     return this.#cached(prepared, multiVectorSpec(this.#options(choices, kind), kind, 'TOKEN_EMBEDDINGS'), ctx);
   }
 
   /** Scores of each document against the query, in the documents' order. */
   async rerank(query: string, documents: string[], opts: { raw: boolean; truncate?: boolean; maxDocTokens?: number }, ctx: CallContext): Promise<Outcome<number>> {
-    this.#checkLimits([query], 'query');
-    this.#require('rerank', documents, 'documents');
+    const docs = { ...ctx, inputs: { param: 'documents', name: (i: number) => `documents[${i}]` } };
+    this.#checkLimits([query], { param: 'query', name: () => 'query' });
+    this.#require('rerank', documents, docs);
     const spec = rerankSpec(query, { raw_scores: opts.raw, refuse_long: !this.#truncate(opts), max_doc_tokens: opts.maxDocTokens ?? 0 });
-    const out = await this.#submit(documents, spec, ctx, 'documents');
+    const out = await this.#submit(documents, spec, docs);
     return { ...out, cacheHits: 0 };
   }
 
   /** Scores of every label of a classifier for each text or (text, text_pair) pair, in input order. */
   async classify(inputs: ClassifyText[], opts: { raw: boolean; truncate?: boolean; truncateLeft?: boolean }, ctx: CallContext): Promise<Outcome<ClassItem>> {
     // A pair's two texts count together against MAX_TEXT_CHARS, as TEI counts them.
-    const info = this.#require('classify', inputs.map((x) => (typeof x === 'string' ? x : x[0] + x[1])));
+    const info = this.#require('classify', inputs.map((x) => (typeof x === 'string' ? x : x[0] + x[1])), ctx);
     const spec = classifySpec({ raw_scores: opts.raw, refuse_long: !this.#truncate(opts), truncate_left: opts.truncateLeft === true }, info.labels);
     const out = await this.#submit(inputs, spec, ctx);
     return { ...out, cacheHits: 0 };
@@ -140,14 +157,14 @@ export class ModelService {
 
   /** The model's tokenisation of each text. */
   async tokenize(texts: string[], addSpecialTokens: boolean, ctx: CallContext): Promise<TokenItem[][]> {
-    this.#require(undefined, texts);
+    this.#require(undefined, texts, ctx);
     return (await this.#submit(texts, tokenizeSpec(addSpecialTokens), ctx)).items;
   }
 
   /** Text for each sequence of the model's token ids. */
   async detokenize(sequences: number[][], skipSpecialTokens: boolean, ctx: CallContext): Promise<string[]> {
-    const info = this.#require(undefined, sequences);
-    this.#checkVocabulary(sequences, info);
+    const info = this.#require(undefined, sequences, ctx);
+    this.#checkVocabulary(sequences, info, ctx);
     return (await this.#submit(sequences, detokenizeSpec(skipSpecialTokens), ctx)).items;
   }
 
@@ -155,22 +172,23 @@ export class ModelService {
    * Submits inputs to the batcher. An input the runner refused fails this request alone, named
    * by its position in the client's request: `position` maps a submitted index back to it.
    */
-  async #submit<T, I>(inputs: I[], spec: CallSpec<T, I>, ctx: CallContext, param = 'input',
+  async #submit<T, I>(inputs: I[], spec: CallSpec<T, I>, ctx: CallContext,
     position: (submitted: number) => number = (i) => i): Promise<BatchResult<T>> {
     try {
       return await this.#batcher.submit(inputs, spec, ctx.requestId, ctx.signal);
     } catch (err) {
-      throw err instanceof InputError ? err.forClient(param, position(err.index)) : err;
+      const { param, name } = ctx.inputs ?? INPUT;
+      throw err instanceof InputError ? err.forClient(param, position(err.index), name) : err;
     }
   }
 
   /** Texts as they are, OpenAI token ids decoded to their texts, or the model's own ids. */
-  #inputs(inputs: Inputs, choices: EmbedChoices, info: RunnerInfo): [EmbedInput[], InputKind] {
+  #inputs(inputs: Inputs, choices: EmbedChoices, info: RunnerInfo, ctx: CallContext): [EmbedInput[], InputKind] {
     if (typeof inputs[0] === 'string') return [inputs as string[], 'texts'];
     const sequences = inputs as number[][];
     const vocabulary = choices.tokenIds ?? this.#limits.tokenIdVocabulary;
     if (vocabulary !== 'model') return [decodeOpenAiTokens(sequences, vocabulary), 'texts'];
-    this.#checkVocabulary(sequences, info);
+    this.#checkVocabulary(sequences, info, ctx);
     return [sequences, 'ids'];
   }
 
@@ -183,11 +201,12 @@ export class ModelService {
     };
   }
 
-  #checkVocabulary(sequences: number[][], info: RunnerInfo): void {
+  #checkVocabulary(sequences: number[][], info: RunnerInfo, ctx: CallContext): void {
+    const { param, name } = ctx.inputs ?? INPUT;
     sequences.forEach((ids, i) => {
       const bad = ids.find((id) => id >= info.vocab_size);
       if (bad !== undefined) {
-        throw new ApiError('validation', `input[${i}] holds token id ${bad}; model '${this.name}' has ${info.vocab_size} tokens.`, { param: 'input', code: 'invalid_token_ids' });
+        throw new ApiError('validation', `${name(i)} holds token id ${bad}; model '${this.name}' has ${info.vocab_size} tokens.`, { param, code: 'invalid_token_ids' });
       }
     });
   }
@@ -221,7 +240,7 @@ export class ModelService {
     if (misses.length === 0) return { items, tokens, cacheHits, queueMs: 0, inferenceMs: 0 };
 
     // Duplicates and cache hits are not submitted; an error names the input's first position.
-    const computed = await this.#submit(misses.map((k) => byKey.get(k)!), spec, ctx, 'input', (m) => missIndex.get(misses[m]!)![0]!);
+    const computed = await this.#submit(misses.map((k) => byKey.get(k)!), spec, ctx, (m) => missIndex.get(misses[m]!)![0]!);
     misses.forEach((text, m) => {
       const value = computed.items[m]!;
       const count = computed.tokens[m]!;
@@ -238,8 +257,8 @@ export class ModelService {
    * Checks the request's size, then that the model is ready and offers this output; returns
    * the runner's facts. Size comes first, so an oversized request is a 400 even while down.
    */
-  #require(output: keyof typeof NEEDS | undefined, inputs: Inputs, param = 'input'): RunnerInfo {
-    this.#checkLimits(inputs, param);
+  #require(output: keyof typeof NEEDS | undefined, inputs: Inputs, ctx: CallContext): RunnerInfo {
+    this.#checkLimits(inputs, ctx.inputs ?? INPUT);
     const info = this.info;
     if (!this.ready || !info) {
       const why = this.runners.map((r) => r.reason).find(Boolean);
@@ -277,7 +296,7 @@ export class ModelService {
     return choices.truncate ?? this.#limits.autoTruncate;
   }
 
-  #checkLimits(texts: Inputs, param: string): void {
+  #checkLimits(texts: Inputs, { param, name }: InputNames): void {
     const { maxBatchSize, maxTextChars } = this.#limits;
     if (texts.length > maxBatchSize) {
       throw new ApiError('validation', `Too many inputs: ${texts.length} given, at most ${maxBatchSize} (MAX_BATCH_SIZE) allowed per request.`, { param, code: 'too_many_inputs' });
@@ -285,7 +304,7 @@ export class ModelService {
     // Token-id inputs are bounded by the same number, counted in tokens.
     const long = texts.findIndex((t) => t.length > maxTextChars);
     if (long >= 0) {
-      const where = param === 'query' ? 'query' : `${param}[${long}]`;
+      const where = name(long);
       const unit = typeof texts[long] === 'string' ? 'characters' : 'tokens';
       throw new ApiError('validation', `${where} has ${texts[long]!.length} ${unit}; at most ${maxTextChars} (MAX_TEXT_CHARS) are allowed.`, { param, code: 'input_too_long' });
     }

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ClassifyText, ClassItem } from '../../services/call-specs.ts';
-import { callContext, modelFor, renameInputErrors } from '../route-helpers.ts';
+import { totalTokens, type InputNames } from '../../services/model-service.ts';
+import { callContext, modelFor } from '../route-helpers.ts';
 import {
   infinityClassifyRequestSchema, teiPredictRequestSchema, vllmClassifyRequestSchema,
   type InfinityClassifyResponse, type Prediction, type TeiPredictResponse, type VllmClassifyResponse,
@@ -17,6 +18,8 @@ interface ClassifyCall {
   raw: boolean;
   truncate: boolean | undefined;
   truncationDirection: string | undefined;
+  /** The dialect's names for its inputs in errors; OpenAI's `input[i]` when absent. */
+  names?: InputNames;
 }
 
 /** Classifies with the addressed model and logs one classify_request line. */
@@ -25,8 +28,8 @@ async function classify(app: FastifyInstance, request: FastifyRequest, call: Cla
   // A failure is logged once, rate-limited, by the error handler.
   const out = await model.classify(call.inputs, {
     raw: call.raw, truncate: call.truncate, truncateLeft: call.truncationDirection?.toLowerCase() === 'left',
-  }, callContext(request));
-  const tokens = out.tokens.reduce((a, b) => a + b, 0);
+  }, { ...callContext(request), inputs: call.names });
+  const tokens = totalTokens(out);
   request.log.info({ model: model.name, inputs: call.inputs.length, tokens, queue_ms: out.queueMs, inference_ms: out.inferenceMs, status: 200 }, 'classify_request');
   return { model: model.name, items: out.items, tokens };
 }
@@ -39,12 +42,12 @@ export async function teiPredict(app: FastifyInstance, request: FastifyRequest, 
   const body = parseOrThrow(teiPredictRequestSchema, request.body);
   const batch = Array.isArray(body.inputs) && Array.isArray(body.inputs[0]);
   const sequences = (batch ? body.inputs : [body.inputs]) as (string | string[])[];
-  const call = {
+  const { items } = await classify(app, request, {
     model: body.model ?? fallback, inputs: sequences.map(asText), raw: body.raw_scores,
     truncate: body.truncate, truncationDirection: body.truncation_direction,
-  };
-  // TEI's field is `inputs`; a single input is inputs itself.
-  const { items } = await renameInputErrors(() => classify(app, request, call), (i) => (batch ? `inputs[${i}]` : 'inputs'), 'inputs');
+    // TEI's field is `inputs`; a single input is inputs itself.
+    names: { param: 'inputs', name: (i) => (batch ? `inputs[${i}]` : 'inputs') },
+  });
   const predictions = items.map(bestFirst);
   return batch ? predictions : predictions[0]!;
 }

@@ -1,8 +1,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ApiError } from '../../errors.ts';
-import type { EmbedChoices, ModelService } from '../../services/model-service.ts';
+import { totalTokens, type EmbedChoices, type ModelService } from '../../services/model-service.ts';
 import { quantize } from '../quantize.ts';
-import { callContext, modelFor, renameInputErrors } from '../route-helpers.ts';
+import { callContext, modelFor } from '../route-helpers.ts';
 import {
   cohereEmbedV1RequestSchema, cohereEmbedV2RequestSchema,
   type CohereEmbedByTypeResponse, type CohereEmbeddingsByType, type CohereEmbedV1Response, type cohereEmbeddingTypes, type cohereInputTypes,
@@ -48,18 +48,16 @@ function byType(rows: Buffer[], types: EmbeddingType[]): CohereEmbeddingsByType 
 }
 
 /**
- * Runs `work` and reports the service's errors in Cohere's field names: the service calls the
- * texts `input` and the size `dimensions`.
+ * Runs `work` and reports a size error in Cohere's field name: the service calls it `dimensions`
+ * (the texts are named through the call's context).
  */
-function inCohereTerms<T>(work: () => Promise<T>, textsParam: 'texts' | 'inputs'): Promise<T> {
-  return renameInputErrors(async () => {
-    try {
-      return await work();
-    } catch (err) {
-      if (!(err instanceof ApiError) || err.param !== 'dimensions') throw err;
-      throw new ApiError(err.kind, err.message, { param: 'output_dimension', code: err.code, cause: err });
-    }
-  }, (i) => `${textsParam}[${i}]`, textsParam);
+async function inCohereTerms<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    if (!(err instanceof ApiError) || err.param !== 'dimensions') throw err;
+    throw new ApiError(err.kind, err.message, { param: 'output_dimension', code: err.code, cause: err });
+  }
 }
 
 /** What both versions compute: dense float rows for the texts, and the tokens they cost. */
@@ -74,8 +72,9 @@ async function embed(app: FastifyInstance, request: FastifyRequest, texts: strin
       { param: 'max_tokens', code: 'unsupported_max_tokens' });
   }
   const choices: EmbedChoices = { ...promptFor(model, body.input_type), ...TRUNCATE[body.truncate], dimensions: body.output_dimension };
-  const out = await inCohereTerms(() => model.embedDense(texts, choices, callContext(request)), textsParam);
-  const tokens = out.tokens.reduce((a, b) => a + b, 0);
+  const inputs = { param: textsParam, name: (i: number) => `${textsParam}[${i}]` };
+  const out = await inCohereTerms(() => model.embedDense(texts, choices, { ...callContext(request), inputs }));
+  const tokens = totalTokens(out);
   request.log.info({
     model: model.name, inputs: texts.length, input_type: body.input_type, tokens, cache_hits: out.cacheHits,
     queue_ms: out.queueMs, inference_ms: out.inferenceMs, status: 200,

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { CallContext, EmbedChoices, Inputs, ModelService, Outcome } from '../../services/model-service.ts';
+import { totalTokens, type CallContext, type EmbedChoices, type Inputs, type ModelService, type Outcome } from '../../services/model-service.ts';
 import { embeddingsRequestSchema, type EmbeddingsRequest, type EmbeddingsResponse } from '../schemas/embeddings.ts';
 import { asInputs, choicesFrom } from '../inputs.ts';
 import { callContext, modelFor } from '../route-helpers.ts';
@@ -49,7 +49,7 @@ export async function openAiEmbeddings(app: FastifyInstance, request: FastifyReq
 
   // A failure is logged once, rate-limited, by the error handler.
   const out = await compute(model, texts, body, choices, callContext(request));
-  const promptTokens = out.tokens.reduce((a, b) => a + b, 0);
+  const promptTokens = totalTokens(out);
   request.log.info({
     ...log, tokens: promptTokens, cache_hits: out.cacheHits, queue_ms: round(out.queueMs),
     inference_ms: round(out.inferenceMs), total_ms: round(reply.elapsedTime), status: 200,

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ApiError } from '../../errors.ts';
 import { asInputs, choicesFrom } from '../inputs.ts';
-import { callContext, modelFor, renameInputErrors } from '../route-helpers.ts';
+import { callContext, modelFor } from '../route-helpers.ts';
 import {
   decodeRequestSchema, teiEmbedAllRequestSchema, teiEmbedRequestSchema, teiEmbedSparseRequestSchema,
   teiRerankRequestSchema, teiSimilarityRequestSchema, type TeiInfo,
@@ -38,8 +38,8 @@ async function similarity(app: FastifyInstance, request: FastifyRequest): Promis
   const model = modelFor(app, request, body.model, 'text-embedding');
   const { source_sentence: source, sentences } = body.inputs;
   // Errors name the field the client sent: the source is inputs.source_sentence, then sentences[i].
-  const out = await renameInputErrors(() => model.embedDense([source, ...sentences], choicesFrom(body.parameters ?? {}), callContext(request)),
-    (i) => (i === 0 ? 'inputs.source_sentence' : `inputs.sentences[${i - 1}]`), 'inputs');
+  const inputs = { param: 'inputs', name: (i: number) => (i === 0 ? 'inputs.source_sentence' : `inputs.sentences[${i - 1}]`) };
+  const out = await model.embedDense([source, ...sentences], choicesFrom(body.parameters ?? {}), { ...callContext(request), inputs });
   const [query, ...rows] = out.items.map(float32Row);
   return rows.map((row) => cosine(query!, row));
 }

@@ -18,6 +18,7 @@ PRECISIONS = ("fp32", "int8", "auto")
 REQUEST_KINDS = ("query", "document")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _HANDLER = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+$")
+_KEEP_ALIVE = re.compile(r"^\s*(-1|\d+\s*[smh]?)\s*$")
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,9 @@ class CatalogEntry:
     requires_token: bool = False
     matryoshka_dims: tuple[int, ...] = ()
     default_prompts: dict[str, str] = field(default_factory=dict)
+    #: Only the gateway acts on it (how long the model stays loaded when idle); checked here too,
+    #: so that both readers of the catalog accept and refuse the same files.
+    keep_alive: int | str | None = None
 
 
 def load_catalog(path: Path) -> dict[str, CatalogEntry]:
@@ -83,6 +87,9 @@ def _parse_entry(raw: object, where: str) -> CatalogEntry:
     if not isinstance(prompts, dict) or not set(prompts) <= set(REQUEST_KINDS) or \
             not all(isinstance(v, str) and v for v in prompts.values()):
         raise ConfigError(f"{where}: 'default_prompts' maps {' / '.join(REQUEST_KINDS)} to prompt names")
+    keep_alive = raw.get("keep_alive")
+    if keep_alive is not None and not _KEEP_ALIVE.match(str(keep_alive)):
+        raise ConfigError(f"{where}: 'keep_alive' must be -1, 0, seconds or a duration such as 30s, 5m or 1h")
     if not isinstance(raw.get("requires_token", False), bool):
         raise ConfigError(f"{where}: 'requires_token' must be true or false")
     return CatalogEntry(**{**raw, "matryoshka_dims": tuple(dims), "default_prompts": dict(prompts)})

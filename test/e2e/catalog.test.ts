@@ -1,29 +1,14 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse, stringify } from 'yaml';
-import { cosine, MODEL, ROOT, type RunningServer, startServer } from './server.ts';
+import { cosine, ROOT, type RunningServer, startServer } from './server.ts';
+import { prepareStandins } from './standins.ts';
 
 // Every architecture of the catalog at once, in one process tree: the real MiniLM and the
 // tiny stand-ins of the others (scripts/make_standins.py), each under its catalog name.
 const MODELS = ['all-minilm-l6-v2', 'bge-m3', 'embedding-gemma-300m', 'bge-reranker-v2-m3', 'ms-marco-minilm-l6-v2'];
 const PYTHON = join(ROOT, '.venv/bin/python');
 const TEXTS = ['which planet is called the red planet', 'Mars looks red because of iron oxide dust.'];
-
-function prepare(): { modelsDir: string; catalog: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'standins-'));
-  const modelsDir = join(dir, 'models');
-  execFileSync(PYTHON, ['scripts/make_standins.py', '--out', modelsDir], { cwd: ROOT, stdio: 'ignore' });
-  symlinkSync(join(ROOT, 'models', MODEL), join(modelsDir, MODEL));
-  // The real catalog, except that the stand-in gemma is 64 wide instead of 768.
-  const doc = parse(readFileSync(join(ROOT, 'configs/model_config.yaml'), 'utf8')) as { models: Record<string, unknown>[] };
-  for (const entry of doc.models) if (entry.name === 'embedding-gemma-300m') entry.matryoshka_dims = [32, 16, 8];
-  const catalog = join(dir, 'catalog.yaml');
-  writeFileSync(catalog, stringify(doc));
-  return { modelsDir, catalog };
-}
 
 async function post(server: RunningServer, path: string, body: unknown) {
   const res = await fetch(server.url + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
@@ -36,7 +21,7 @@ describe('the whole catalog served side by side', () => {
   let modelsDir: string;
 
   beforeAll(async () => {
-    const prepared = prepare();
+    const prepared = prepareStandins();
     modelsDir = prepared.modelsDir;
     server = await startServer({
       MODELS: MODELS.join(','), MODELS_DIR: modelsDir, MODEL_CONFIG: prepared.catalog, WARMUP_STEPS: '1', MAX_CONCURRENT: '1',

@@ -121,7 +121,7 @@ describe('restart policy', () => {
       const deadline = Date.now() + 60_000;
       for (;;) {
         const health = (await (await fetch(`${server.url}/health`)).json()) as any;
-        const runner = health.models[MODEL][0];
+        const runner = health.models[MODEL].runners[0];
         if (runner.state === state && (state !== 'ready' || runnerPids(server).length > pids.length)) return runner;
         expect(Date.now()).toBeLessThan(deadline);
         await new Promise((r) => setTimeout(r, 100));

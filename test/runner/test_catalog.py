@@ -33,6 +33,7 @@ def test_project_catalog_is_valid():
     ("- {name: m, hf_repo_id: a/b, handler: a.B, matryoshka_dims: [64, -1]}", "'matryoshka_dims' must be a list"),
     ("- {name: m, hf_repo_id: a/b, handler: a.B, default_prompts: {passage: p}}", "'default_prompts' maps query / document"),
     ("- {name: m, hf_repo_id: a/b, handler: a.B}\n  - {name: m, hf_repo_id: a/b, handler: a.B}", "duplicate name 'm'"),
+    ("- {name: m, hf_repo_id: a/b, handler: a.B, keep_alive: soon}", "'keep_alive' must be -1, 0, seconds"),
 ])
 def test_bad_entries_name_entry_and_field(tmp_path, entry, message):
     path = write(tmp_path, "models:\n  " + entry + "\n")
@@ -44,3 +45,9 @@ def test_bad_entries_name_entry_and_field(tmp_path, entry, message):
 def test_missing_models_list(tmp_path):
     with pytest.raises(ConfigError, match="top-level 'models' list"):
         load_catalog(write(tmp_path, "other: 1\n"))
+
+
+@pytest.mark.parametrize("keep_alive", ["-1", "0", "300", "30s", "5m", "1h"])
+def test_keep_alive_forms_the_gateway_accepts(tmp_path, keep_alive):
+    path = write(tmp_path, f"models:\n  - {{name: m, hf_repo_id: a/b, handler: a.B, keep_alive: {keep_alive}}}\n")
+    assert load_catalog(path)["m"].keep_alive is not None

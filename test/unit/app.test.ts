@@ -10,7 +10,22 @@ describe('HTTP app before the runners are ready', () => {
     const res = await current.inject({ method: 'GET', url: '/health' });
     expect(res.statusCode).toBe(503);
     expect(res.headers['retry-after']).toBe('2');
-    expect(res.json()).toEqual({ status: 'unavailable', models: { m1: [{ device: 'auto', state: 'down', restarts: 0 }], m2: [{ device: 'auto', state: 'down', restarts: 0 }] } });
+    const runners = [{ device: 'auto', state: 'down', restarts: 0 }];
+    expect(res.json()).toEqual({ status: 'unavailable', models: { m1: { state: 'loading', reason: null, runners }, m2: { state: 'loading', reason: null, runners } } });
+    expect((await current.inject({ method: 'GET', url: '/health/ready' })).statusCode).toBe(503);
+    expect((await current.inject({ method: 'GET', url: '/health/live' })).json()).toEqual({ status: 'ok' });
+  });
+
+  it('is ready without the models that load on demand, which it lists as unloaded', async () => {
+    current = app({ PRELOAD: '' });
+    const res = await current.inject({ method: 'GET', url: '/health' });
+    expect(res.statusCode).toBe(200);
+    expect(res.json().models.m1).toMatchObject({ state: 'unloaded', reason: null });
+    const listed = (await current.inject({ method: 'GET', url: '/v1/models' })).json().data;
+    expect(listed[0]).toMatchObject({ id: 'm1', state: 'unloaded', ready: false, resident_memory_bytes: 0, last_used: null, keep_alive: -1, pinned: false });
+    await current.close();
+    current = app({ PRELOAD: 'm2' });
+    expect((await current.inject({ method: 'GET', url: '/health' })).statusCode).toBe(503);
   });
 
   it('answers embeddings with 503 and Retry-After, and unknown models with 404 naming the served ones', async () => {

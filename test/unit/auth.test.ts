@@ -4,7 +4,7 @@ import { testApp } from './test-app.ts';
 
 const app = (env: Record<string, string>) => testApp({ MODELS: 'm', ...env });
 
-const OPS = new Set(['/health', '/metrics']);
+const OPS = new Set(['/health', '/health/ready', '/health/live', '/metrics']);
 let current: ReturnType<typeof app> | undefined;
 afterEach(async () => current?.close());
 
@@ -26,12 +26,12 @@ describe('API keys', () => {
 
   it('keeps /health, /metrics, /docs and /openapi.json open by default, and closes them on request', async () => {
     current = app({ API_KEY: 'k' });
-    for (const url of ['/health', '/metrics', '/docs', '/openapi.json']) {
+    for (const url of ['/health', '/health/ready', '/health/live', '/metrics', '/docs', '/openapi.json']) {
       expect((await current.inject({ method: 'GET', url })).statusCode, url).not.toBe(401);
     }
     await current.close();
     current = app({ API_KEY: 'k', PUBLIC_OPS_ROUTES: 'false' });
-    for (const url of ['/health', '/metrics', '/docs', '/openapi.json']) {
+    for (const url of ['/health', '/health/ready', '/health/live', '/metrics', '/docs', '/openapi.json']) {
       expect((await current.inject({ method: 'GET', url })).statusCode, url).toBe(401);
     }
   });

@@ -57,7 +57,7 @@ const spec = (key: string): CallSpec<Buffer> => ({
 const SPEC = spec('dense');
 
 const OPTS: BatcherOptions = {
-  enableBatching: true, windowMs: 5, maxBatchInputs: 8, maxConcurrent: 1, maxQueue: 100, queueTimeoutMs: 10_000, perInputTimeoutMs: 1_000,
+  enableBatching: true, windowMs: 5, maxBatchInputs: 8, maxBatchTokens: 10_000, maxConcurrent: 1, maxQueue: 100, queueTimeoutMs: 10_000, perInputTimeoutMs: 1_000,
 };
 
 function setup(opts: Partial<BatcherOptions> = {}) {
@@ -88,6 +88,55 @@ describe('Batcher', () => {
     const r = await batcher.submit(texts, SPEC, 'big');
     expect(runner.calls.map((c) => c.length)).toEqual([8, 8, 4]);
     expect(r.items.map(firstFloat)).toEqual(texts.map((t) => t.length));
+  });
+
+  it('sends a large request longest first, in calls cut by estimated tokens, and answers in its own order', async () => {
+    // Estimated tokens: bytes / 4 rounded up, plus 2; maxBatchTokens 40.
+    const { runner, batcher } = setup({ maxBatchTokens: 40, maxBatchInputs: 100 });
+    const lengths = [4, 100, 8, 60, 4, 36, 12, 200];
+    const texts = lengths.map((n, i) => String(i).padEnd(n, 'x'));
+    const r = await batcher.submit(texts, SPEC, 'mixed');
+    // 200 bytes (52 tokens) is over budget and goes alone; 100 + 60 bytes (27 + 17) overflow 40, so
+    // 100 goes alone too; 60 + 36 + 12 + 8 + 4 bytes fill 40 exactly (17 + 11 + 5 + 4 + 3).
+    expect(runner.calls.map((c) => c.map((t) => t.length))).toEqual([[200], [100], [60, 36, 12, 8, 4], [4]]);
+    expect(r.items.map(firstFloat)).toEqual(lengths);
+    expect(r.tokens).toEqual(lengths.map((n) => n + 2));
+  });
+
+  it('waits for a call to fill by tokens while another is in flight, and sends it once full', async () => {
+    const { runner, batcher } = setup({ maxConcurrent: 2, maxBatchTokens: 12, windowMs: 1000 });
+    runner.autoFinish = false;
+    const first = batcher.submit(['busy'], SPEC, '0');
+    const a = batcher.submit(['x'.repeat(16)], SPEC, '1'); // 6 estimated tokens: not full, waits
+    await new Promise((r) => setTimeout(r, 10));
+    expect(runner.calls).toHaveLength(1);
+    const b = batcher.submit(['y'.repeat(16)], SPEC, '2'); // 12 tokens in all: full, goes at once
+    await Promise.resolve();
+    expect(runner.calls).toEqual([['busy'], ['x'.repeat(16), 'y'.repeat(16)]]);
+    runner.finishAll();
+    await Promise.all([first, a, b]);
+  });
+
+  it('lets other requests join a call only whole, so none waits between parts of itself', async () => {
+    const { runner, batcher } = setup({ maxConcurrent: 1, maxBatchTokens: 20 });
+    runner.autoFinish = false;
+    const first = batcher.submit(['busy'], SPEC, '0');
+    // Each is 2 texts of 6 estimated tokens: two requests (24) overflow 20, one and a bit would not.
+    const a = batcher.submit(['a'.repeat(16), 'b'.repeat(16)], SPEC, 'a');
+    const b = batcher.submit(['c'.repeat(16), 'd'.repeat(16)], SPEC, 'b');
+    for (let i = 0; i < 4; i++) {
+      runner.finishAll();
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await Promise.all([first, a, b]);
+    expect(runner.calls.slice(1).map((c) => c.map((t) => t[0]))).toEqual([['a', 'b'], ['c', 'd']]);
+  });
+
+  it('names the first refused input of a request in its own numbering, whatever order the call had', async () => {
+    const { batcher } = setup();
+    const err = await batcher.submit(['ok', 'poison', 'a much longer text', 'poison too, and long'], SPEC, 'bad').catch((e: InputError) => e);
+    expect(err).toBeInstanceOf(InputError);
+    expect((err as InputError).index).toBe(1);
   });
 
   it('never mixes calls with different specs, but joins equal specs queued on either side of another', async () => {
@@ -188,7 +237,8 @@ describe('Batcher', () => {
     runner.finishAll();
     await new Promise((r) => setTimeout(r, 20));
     runner.finishAll();
-    expect(runner.calls[1]).toEqual(['a', 'b', 'c', 'poison', 'd']); // they did share a call
+    // They did share a call, each request's inputs longest first.
+    expect(runner.calls[1]).toEqual(['a', 'b', 'poison', 'c', 'd']);
     expect((await good).items.map(firstFloat)).toEqual([1, 1]);
     const err = (await bad) as InputError;
     expect(err).toBeInstanceOf(InputError);
@@ -222,7 +272,7 @@ describe('Batcher', () => {
   it('interleaves a large request with one-text requests that arrive while it runs', async () => {
     const { runner, batcher } = setup({ maxConcurrent: 1, maxBatchInputs: 4 });
     runner.autoFinish = false;
-    const big = batcher.submit(Array.from({ length: 20 }, (_, i) => `big${i}`), SPEC, 'big');
+    const big = batcher.submit(Array.from({ length: 20 }, (_, i) => `big${i}`.padEnd(5)), SPEC, 'big');
     runner.finishAll();
     await new Promise((r) => setTimeout(r, 10));
     const small = batcher.submit(['small'], SPEC, 'small');
@@ -232,8 +282,22 @@ describe('Batcher', () => {
     }
     await Promise.all([big, small]);
     // The one text ran in the very next call, on its own, not after the large request's 20 inputs.
-    expect(runner.calls.slice(0, 3)).toEqual([['big0', 'big1', 'big2', 'big3'], ['big4', 'big5', 'big6', 'big7'], ['small']]);
+    expect(runner.calls.slice(0, 3).map((c) => c.map((t) => t.trim()))).toEqual([['big0', 'big1', 'big2', 'big3'], ['big4', 'big5', 'big6', 'big7'], ['small']]);
     expect(runner.calls.flat()).toHaveLength(21);
+  });
+
+  it('gives a started request and new requests alternate calls, so neither waits behind the other', async () => {
+    const { runner, batcher } = setup({ maxConcurrent: 1, maxBatchInputs: 1 });
+    runner.autoFinish = false;
+    const big = batcher.submit(['b0', 'b1', 'b2', 'b3'], SPEC, 'big');
+    const small = ['s0', 's1', 's2'].map((t) => batcher.submit([t], SPEC, t));
+    for (let i = 0; i < 8; i++) {
+      runner.finishAll();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await Promise.all([big, ...small]);
+    // b0 went as new work, so the started request has the next turn.
+    expect(runner.calls.flat()).toEqual(['b0', 'b1', 's0', 'b2', 's1', 'b3', 's2']);
   });
 
   it('applies the queue timeout only before a request starts, then a deadline that grows with its size', async () => {

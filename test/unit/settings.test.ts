@@ -10,7 +10,7 @@ describe('settings', () => {
       MODELS: ['m'], MODEL_DEVICE: ['auto'], MODEL_CONFIG: 'configs/model_config.yaml', HOST: '127.0.0.1', PORT: 8000,
       MAX_BATCH_SIZE: 2048, MAX_TEXT_CHARS: 20_000, ENABLE_METRICS: true, ENABLE_WARMUP: true,
       ENABLE_BATCHING: true, EMBEDDING_CACHE_SIZE: 256, MAX_CONCURRENT: 2, MAX_QUEUE_SIZE: 128,
-      WARMUP_BATCH_SIZE: 8, WARMUP_STEPS: 2, BATCH_WINDOW_MS: 2, BATCH_WINDOW_MAX_SIZE: 32,
+      WARMUP_BATCH_SIZE: 8, WARMUP_STEPS: 2, BATCH_WINDOW_MS: 2, BATCH_WINDOW_MAX_SIZE: 256, BATCH_WINDOW_MAX_TOKENS: 4096,
     });
   });
 
@@ -53,6 +53,20 @@ describe('settings', () => {
   ])('rejects %o with a message naming the setting', (env, message) => {
     expect(() => loadSettings({ argv: [], env })).toThrow(SettingsError);
     expect(() => loadSettings({ argv: [], env })).toThrow(message);
+  });
+
+  it('reads KEEP_ALIVE as seconds, in the forms Ollama takes, and refuses others', () => {
+    const keep = (v: string) => loadSettings({ argv: [], env: { ...base, KEEP_ALIVE: v } }).KEEP_ALIVE;
+    expect([keep('-1'), keep('0'), keep('90'), keep('30s'), keep('5m'), keep('1h')]).toEqual([-1, 0, 90, 30, 300, 3600]);
+    for (const bad of ['-2', '5d', '-1m', 'soon', '1.5']) expect(() => keep(bad), bad).toThrow(/KEEP_ALIVE \(--keep-alive\)/);
+  });
+
+  it('preloads all of MODELS by default, none when empty, and refuses a name not in MODELS', () => {
+    const preload = (v?: string) => loadSettings({ argv: [], env: { MODELS: 'a,b', ...(v === undefined ? {} : { PRELOAD: v }) } }).PRELOAD;
+    expect(preload()).toEqual(['*']);
+    expect(preload('')).toEqual([]);
+    expect(preload('b')).toEqual(['b']);
+    expect(() => preload('c')).toThrow(/PRELOAD \(--preload\): 'c' is not one of MODELS/);
   });
 
   it('rejects unknown flags', () => {

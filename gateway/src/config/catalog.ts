@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { z } from 'zod';
+import { keepAlive } from './keep-alive.ts';
 
 /**
  * One model of configs/model_config.yaml. The runner validates the same file with the same
@@ -18,6 +19,8 @@ export const catalogEntrySchema = z.strictObject({
   requires_token: z.boolean().default(false),
   matryoshka_dims: z.array(z.number().int().positive()).default([]),
   default_prompts: z.strictObject({ query: z.string().min(1).optional(), document: z.string().min(1).optional() }).default({}),
+  /** This model's KEEP_ALIVE, in the same forms; absent: the setting's. */
+  keep_alive: keepAlive.optional(),
 });
 
 /** A validated catalog entry. */

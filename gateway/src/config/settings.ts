@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs, parseEnv } from 'node:util';
 import { z } from 'zod';
+import { keepAlive } from './keep-alive.ts';
 
 const bool = z
   .union([z.boolean(), z.string()])
@@ -39,6 +40,26 @@ export const settingsSchema = z.object({
    */
   MODEL_ALIASES: list.pipe(z.array(z.string().regex(ALIAS, 'write each alias as alias=model'))).default([])
     .transform((pairs) => pairs.map((p) => p.split('=').map((s) => s.trim()) as [alias: string, model: string])),
+  /**
+   * Models whose runners start at boot, comma-separated; `*` (the default) is all of MODELS and
+   * empty is none. Every other model of MODELS starts on its first request.
+   */
+  PRELOAD: list.default(['*']),
+  /**
+   * How long a model's runners stay up after its last request ends: seconds, or 30s, 5m, 1h. -1
+   * keeps them up; 0 stops them as soon as no request is using them. A catalog entry's
+   * `keep_alive` wins for that model.
+   */
+  KEEP_ALIVE: keepAlive.default(-1),
+  /** Most models loaded at once; 0 means no limit. A load past it first stops the least recently used idle model. */
+  MAX_LOADED_MODELS: int(0).default(0),
+  /**
+   * Memory for all runners together, in MB of resident memory; 0 means no budget. A load that
+   * would pass it first stops least recently used idle models.
+   */
+  MEMORY_BUDGET_MB: int(0).default(0),
+  /** Longest a request waits for its model to load before it gets a 503 with Retry-After. */
+  LOAD_TIMEOUT_S: int(1).default(120),
   /** Device(s) for the runners: auto, cpu, mps, cuda or cuda:N. A comma list starts one runner per device for each model. */
   MODEL_DEVICE: list.pipe(
     z.array(z.string().regex(DEVICE, 'use auto, cpu, mps, cuda or cuda:N')).min(1),
@@ -113,8 +134,16 @@ export const settingsSchema = z.object({
   ENABLE_BATCHING: bool.default(true),
   /** How long a free runner waits for more inputs while others are busy; 0 never waits. */
   BATCH_WINDOW_MS: int(0, 1000).default(2),
-  /** Most inputs in one runner call; larger requests are split across calls. */
-  BATCH_WINDOW_MAX_SIZE: int(1, 4096).default(32),
+  /**
+   * Most inputs in one runner call; larger requests are split across calls. High enough that
+   * short texts fill a call by tokens, so the runner gets enough work to sort and bucket.
+   */
+  BATCH_WINDOW_MAX_SIZE: int(1, 4096).default(256),
+  /**
+   * Most estimated tokens in one runner call (UTF-8 bytes / 4 per text); one longer text goes
+   * alone. Bounds how long one call holds a runner, so how long a new request may wait behind it.
+   */
+  BATCH_WINDOW_MAX_TOKENS: int(1).default(4096),
   /** Cached vectors per model (LRU, by exact input); 0 disables the cache. */
   EMBEDDING_CACHE_SIZE: int(0).default(256),
   /** Comma-separated API keys; when set, requests need `Authorization: Bearer <key>`. Empty: no auth. */
@@ -141,6 +170,11 @@ export const settingsSchema = z.object({
   SHUTDOWN_TIMEOUT_S: int(0).default(30),
 }).superRefine((s, ctx) => {
   // Names that point at nothing served are caught at start, not on the first request.
+  for (const name of s.PRELOAD) {
+    if (name !== '*' && !s.MODELS.includes(name)) {
+      ctx.addIssue({ code: 'custom', path: ['PRELOAD'], message: `'${name}' is not one of MODELS (${s.MODELS.join(', ')})` });
+    }
+  }
   if (s.DEFAULT_MODEL && !s.MODELS.includes(s.DEFAULT_MODEL)) {
     ctx.addIssue({ code: 'custom', path: ['DEFAULT_MODEL'], message: `'${s.DEFAULT_MODEL}' is not one of MODELS (${s.MODELS.join(', ')})` });
   }

@@ -61,7 +61,9 @@ export const OPERATIONS: Operation[] = [
     method: 'post', path, tag: 'Classify', summary: 'Sequence classification: Infinity\'s shape when the body has `raw_scores`, else vLLM\'s',
     request: z.union([vllmClassifyRequestSchema, infinityClassifyRequestSchema]), response: z.union([vllmClassifyResponseSchema, infinityClassifyResponseSchema]),
   })),
-  { method: 'get', path: '/health', tag: 'Operations', summary: '200 while every runner is ready, else 503' },
+  { method: 'get', path: '/health', tag: 'Operations', summary: '200 while every preloaded model is ready, else 503; every model\'s state' },
+  { method: 'get', path: '/health/ready', tag: 'Operations', summary: 'Readiness probe: the same answer as /health' },
+  { method: 'get', path: '/health/live', tag: 'Operations', summary: 'Liveness probe: 200 while the gateway answers' },
   { method: 'get', path: '/metrics', tag: 'Operations', summary: 'Prometheus metrics' },
 ];
 

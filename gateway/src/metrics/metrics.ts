@@ -94,6 +94,26 @@ export function createMetrics() {
       name: 'embedding_cache_hits_total', help: 'Inputs answered from the embedding cache.',
       labelNames: ['model'] as const, registers,
     }),
+    /** Model loads: on first use, after an unload, or at boot. */
+    modelLoads: new Counter({
+      name: 'model_loads_total', help: 'Model loads by outcome (ok, error).',
+      labelNames: ['model', 'outcome'] as const, registers,
+    }),
+    /** How long a model took from its load starting to its runners serving. */
+    modelLoadSeconds: new Histogram({
+      name: 'model_load_duration_seconds', help: 'Time to start a model\'s runners, warmup included.',
+      labelNames: ['model'] as const, buckets: [0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320], registers,
+    }),
+    /** Models stopped, by why: idle past its keep-alive, room for another, or an admin call. */
+    modelUnloads: new Counter({
+      name: 'model_unloads_total', help: 'Model unloads by reason (idle, budget, admin).',
+      labelNames: ['model', 'reason'] as const, registers,
+    }),
+    /** Resident memory of each model's runners; set at every scrape (see ModelRegistry). */
+    modelMemory: new Gauge({
+      name: 'model_resident_memory_bytes', help: 'Resident memory of the model\'s runner processes; 0 while unloaded.',
+      labelNames: ['model'] as const, registers,
+    }),
     /** Inputs that had to be computed. */
     cacheMisses: new Counter({
       name: 'embedding_cache_misses_total', help: 'Inputs not found in the embedding cache.',

@@ -107,12 +107,21 @@ export class SupervisedRunner extends EventEmitter<{ state: [RunnerState] }> {
     return this.#proc?.pid;
   }
 
-  /** First start: resolves once SERVING, rejects with the runner's stderr if it cannot start. */
+  /**
+   * Starts the runner, at boot or again after stop(): resolves once SERVING, rejects with the
+   * runner's stderr if it cannot start.
+   */
   async start(): Promise<void> {
+    if (this.#state === 'stopped') {
+      // A runner stopped for being idle starts afresh, with no failures held against it.
+      this.#state = 'down';
+      this.#failures = 0;
+      this.#reason = undefined;
+    }
     await this.#launch();
   }
 
-  /** Stops the runner for good: SIGTERM, then SIGKILL if it lingers. */
+  /** Stops the runner until start() is called again: SIGTERM, then SIGKILL if it lingers. */
   async stop(): Promise<void> {
     this.#setState('stopped');
     clearTimeout(this.#restartTimer);

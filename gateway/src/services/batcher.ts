@@ -2,6 +2,7 @@ import { ApiError, InputError } from '../errors.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import type { RunnerClient } from '../runners/runner-client.ts';
 import type { SupervisedRunner } from '../runners/supervisor.ts';
+import { estimateTokens } from './token-estimate.ts';
 
 /** An input of a runner call that the runner could not process; `row` is its position in the call. */
 export interface RowFailure {
@@ -36,6 +37,8 @@ export interface BatcherOptions {
   enableBatching: boolean;
   windowMs: number;
   maxBatchInputs: number;
+  /** Most estimated tokens in one runner call (see token-estimate.ts); one longer input goes alone. */
+  maxBatchTokens: number;
   maxConcurrent: number;
   maxQueue: number;
   /** Longest wait before a request's first inputs reach a runner. */
@@ -61,8 +64,17 @@ interface Job {
   signal: AbortSignal | undefined;
   admittedAt: number;
   startedAt: number | undefined;
-  /** Next input index to hand to a runner. */
+  /** Estimated tokens of each input. */
+  costs: number[];
+  /**
+   * Input indices, longest first: the job's calls are cut from this order, so each holds inputs
+   * of similar length and pads little, however the client ordered them.
+   */
+  order: number[];
+  /** Position in order of the next input to hand to a runner. */
   next: number;
+  /** Estimated tokens of the inputs not yet handed to a runner. */
+  pendingTokens: number;
   /** Inputs whose results have come back. */
   done: number;
   items: unknown[];
@@ -76,26 +88,46 @@ interface Job {
   reject: (e: Error) => void;
 }
 
+/** The inputs one job contributes to a call, as indices into its inputs. */
 interface Slice {
   job: Job;
-  from: number;
-  to: number;
+  rows: number[];
+}
+
+/** A job's share of the next call: the next `take` entries of its order. */
+interface Part {
+  job: Job;
+  take: number;
+}
+
+/** The next call, before its inputs are taken. */
+interface Plan {
+  parts: Part[];
+  /** No more inputs fit: the call is at its input or token limit. */
+  full: boolean;
 }
 
 /**
  * Admission, queueing and micro-batching for one model, in front of its runners.
  *
  * Requests queue as jobs. Whenever a ready runner has a free slot (MAX_CONCURRENT per runner),
- * queued inputs with one call spec are cut into a runner call of up to maxBatchInputs inputs,
- * across job boundaries, so concurrent requests share forward passes and large requests split.
+ * queued inputs with one call spec are cut into a runner call of up to maxBatchInputs inputs and
+ * maxBatchTokens estimated tokens, across job boundaries, so concurrent requests share forward
+ * passes and large requests split. A job's inputs go out longest first, so a large request's
+ * calls each hold texts of similar length: the runner, which sorts and buckets every call by
+ * length, then pads almost nothing, as if it had been handed the whole request at once. A token
+ * budget rather than a count bounds how long one call holds a runner slot, and so how long a
+ * newly arrived request can wait for one.
  *
- * Jobs are served earliest deadline first. A job waiting to start must start within the queue
- * timeout; once started, it has a budget that grows with its size (see #start). A one-text
- * request that arrives while a huge one runs therefore goes first, and the huge one advances
- * one slice at a time in between, yet it still moves ahead of newer work as its own deadline
- * nears, so no job starves while the server keeps up. Jobs that have not started never share a
- * call with started ones: a one-text request is not topped up with a huge request's inputs, so
- * its call stays as short as the new work.
+ * Jobs that have started (some of their inputs went to a runner) and jobs that have not take
+ * turns, call by call, whenever both are waiting; within each, the earliest deadline goes first.
+ * A job waiting to start must start within the queue timeout; once started, it has a budget
+ * that grows with its size (see #start). A one-text request that arrives while a huge one runs
+ * therefore waits for at most one call, and the huge one still gets every other call, so
+ * neither starves. Only the first job of a call may be split; the others join it only whole,
+ * so a request that fits in one call is answered by one call. Jobs that have not started never
+ * share a call with started ones: a one-text request is not topped up with a huge request's
+ * inputs, so its call stays as short as the new work.
  *
  * An idle server dispatches at once; only while other calls are in flight does a free slot wait
  * up to windowMs for the batch to fill. A job that cannot be dispatched right away, with
@@ -116,6 +148,8 @@ export class Batcher {
   readonly #retries: Slice[] = [];
   readonly #inflight = new Map<RunnerHandle, number>();
   #windowTimer: NodeJS.Timeout | undefined;
+  /** Whether the last call served jobs that had started; the other side goes next. */
+  #startedWentLast = false;
   #windowStart: number | undefined;
 
   constructor(model: string, runners: RunnerHandle[], opts: BatcherOptions, metrics: Metrics) {
@@ -155,9 +189,11 @@ export class Batcher {
     }
     return new Promise<BatchResult<T>>((resolve, reject) => {
       const now = performance.now();
+      const costs = inputs.map(estimateTokens);
       const job: Job = {
         inputs, spec: spec as CallSpec<unknown, unknown>, requestId, signal, admittedAt: now, startedAt: undefined,
-        next: 0, done: 0, items: new Array(inputs.length), tokens: new Array(inputs.length), inferenceMs: 0, settled: false,
+        costs, order: inputs.map((_, i) => i).sort((a, b) => costs[b]! - costs[a]!), next: 0,
+        pendingTokens: costs.reduce((a, b) => a + b, 0), done: 0, items: new Array(inputs.length), tokens: new Array(inputs.length), inferenceMs: 0, settled: false,
         deadline: now + this.#opts.queueTimeoutMs, timer: undefined, resolve: resolve as (r: BatchResult<unknown>) => void, reject,
       };
       job.timer = setTimeout(() => {
@@ -194,41 +230,63 @@ export class Batcher {
         continue;
       }
       const plan = this.#plan();
-      if (this.#holdForWindow(plan)) return;
-      this.#dispatch(runner, this.#take(plan));
+      if (this.#holdForWindow(plan, runner)) return;
+      this.#dispatch(runner, this.#take(plan.parts));
     }
   }
 
   /**
-   * The next call's inputs, without taking them: the most urgent job, then other jobs with its
-   * call spec, by deadline, that like it have (or have not yet) started.
+   * The next call's inputs, without taking them: the most urgent job of the side whose turn it
+   * is (started or not), then other jobs of that side with its call spec, by deadline.
    */
-  #plan(): { job: Job; take: number }[] {
-    const byDeadline = [...this.#queue].sort((a, b) => a.deadline - b.deadline);
+  #plan(): Plan {
+    const waiting = this.#queue.filter((j) => j.startedAt !== undefined);
+    const fresh = this.#queue.filter((j) => j.startedAt === undefined);
+    const side = waiting.length && fresh.length ? (this.#startedWentLast ? fresh : waiting) : waiting.length ? waiting : fresh;
+    const byDeadline = side.sort((a, b) => a.deadline - b.deadline);
     const head = byDeadline[0]!;
-    const started = head.startedAt !== undefined;
-    const plan: { job: Job; take: number }[] = [];
-    let room = this.#opts.maxBatchInputs;
+    const parts: Part[] = [];
+    let inputs = this.#opts.maxBatchInputs;
+    let tokens = this.#opts.maxBatchTokens;
+    let full = false;
     for (const job of byDeadline) {
-      if (room === 0) break;
-      if (job.spec.key !== head.spec.key || (job.startedAt !== undefined) !== started) continue;
-      const take = Math.min(room, job.inputs.length - job.next);
-      plan.push({ job, take });
-      room -= take;
+      if (job.spec.key !== head.spec.key) continue;
+      const left = job.order.length - job.next;
+      if (job !== head) {
+        // Others join only whole: a request split across calls would wait, between its parts,
+        // behind requests that arrived after it started (see #start).
+        if (left > inputs || job.pendingTokens > tokens) {
+          full = true;
+          continue;
+        }
+        parts.push({ job, take: left });
+        inputs -= left;
+        tokens -= job.pendingTokens;
+        continue;
+      }
+      let take = 0;
+      for (; take < left; take++) {
+        const cost = job.costs[job.order[job.next + take]!]!;
+        // The call's first input always goes, however long: the runner buckets it on its own.
+        if (inputs === 0 || (cost > tokens && take > 0)) break;
+        inputs -= 1;
+        tokens -= cost;
+      }
+      parts.push({ job, take });
       // Without batching a call never mixes requests, though a large one is still split.
-      if (!this.#opts.enableBatching) break;
+      if (take < left || !this.#opts.enableBatching) return { parts, full: true };
     }
-    return plan;
+    return { parts, full: full || inputs === 0 || tokens <= 0 };
   }
 
   /**
-   * True while a free slot should keep waiting for more inputs: batching is on, other calls
-   * are in flight, the batch is not full, and the window opened by the first wait is still open.
+   * True while a free slot should keep waiting for more inputs: batching is on, its runner is
+   * busy with other calls (so the batch would only wait there), the batch is not full, and the
+   * window opened by the first wait is still open.
    */
-  #holdForWindow(plan: { take: number }[]): boolean {
+  #holdForWindow(plan: Plan, runner: RunnerHandle): boolean {
     const o = this.#opts;
-    const planned = plan.reduce((n, p) => n + p.take, 0);
-    if (o.enableBatching && o.windowMs > 0 && this.inflight > 0 && planned < o.maxBatchInputs) {
+    if (o.enableBatching && o.windowMs > 0 && this.#inflight.get(runner)! > 0 && !plan.full) {
       const now = performance.now();
       this.#windowStart ??= now;
       const left = this.#windowStart + o.windowMs - now;
@@ -246,16 +304,18 @@ export class Batcher {
     return false;
   }
 
-  #take(plan: { job: Job; take: number }[]): Slice[] {
-    const slices = plan.map(({ job, take }) => {
-      const slice = { job, from: job.next, to: job.next + take };
+  #take(parts: Part[]): Slice[] {
+    this.#startedWentLast = parts[0]!.job.startedAt !== undefined;
+    const slices = parts.map(({ job, take }) => {
+      const slice = { job, rows: job.order.slice(job.next, job.next + take) };
       if (job.startedAt === undefined) this.#start(job);
       job.next += take;
+      for (const i of slice.rows) job.pendingTokens -= job.costs[i]!;
       return slice;
     });
     for (let i = this.#queue.length - 1; i >= 0; i--) {
       const job = this.#queue[i]!;
-      if (job.next === job.inputs.length) this.#queue.splice(i, 1);
+      if (job.next === job.order.length) this.#queue.splice(i, 1);
     }
     this.#updateDepth();
     return slices;
@@ -279,7 +339,7 @@ export class Batcher {
 
   async #dispatch(runner: RunnerHandle, slices: Slice[]): Promise<void> {
     const client = runner.client!;
-    const inputs = slices.flatMap((s) => s.job.inputs.slice(s.from, s.to));
+    const inputs = slices.flatMap((s) => s.rows.map((i) => s.job.inputs[i]));
     const ids = [...new Set(slices.map((s) => s.job.requestId))];
     this.#inflight.set(runner, this.#inflight.get(runner)! + 1);
     const started = performance.now();
@@ -304,22 +364,29 @@ export class Batcher {
     }
   }
 
-  /** Hands each job its rows; a job with a refused row fails with that row, the others succeed. */
+  /**
+   * Hands each job its rows. A job with refused rows fails with the first of them in its own
+   * numbering; the other jobs of the call succeed.
+   */
   #deliver(slices: Slice[], reply: CallResult<unknown>, elapsedMs: number): void {
     const failed = new Map(reply.failures.map((f) => [f.row, f]));
     let row = 0;
-    for (const { job, from, to } of slices) {
-      for (let i = from; i < to; i++, row++) {
+    for (const { job, rows } of slices) {
+      let refused: { index: number; failure: RowFailure } | undefined;
+      for (const i of rows) {
         const failure = failed.get(row);
-        if (failure) {
-          this.#metrics.rejected.inc({ model: this.#model, reason: failure.code || 'invalid_input' });
-          this.#fail(job, new InputError(i, failure.message, failure.code || null));
-          continue;
-        }
+        if (failure && (!refused || i < refused.index)) refused = { index: i, failure };
         job.items[i] = reply.items[row];
         job.tokens[i] = reply.tokens[row]!;
+        row++;
       }
-      job.done += to - from;
+      if (refused) {
+        const { index, failure } = refused;
+        this.#metrics.rejected.inc({ model: this.#model, reason: failure.code || 'invalid_input' });
+        this.#fail(job, new InputError(index, failure.message, failure.code || null));
+        continue;
+      }
+      job.done += rows.length;
       job.inferenceMs += elapsedMs;
       if (job.done === job.inputs.length && !job.settled) {
         this.#settle(job);

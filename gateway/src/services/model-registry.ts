@@ -4,7 +4,10 @@ import type { Settings } from '../config/settings.ts';
 import { ApiError } from '../errors.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import type { SocketDir } from '../runners/socket-dir.ts';
+import { join } from 'node:path';
 import { SupervisedRunner } from '../runners/supervisor.ts';
+import { estimateModelBytes, LoadBudget } from './load-budget.ts';
+import { ModelLifecycle, type LifecycleEvents } from './model-lifecycle.ts';
 import { ModelService } from './model-service.ts';
 
 /** The served models by name, and the lifecycle of all their runners. */
@@ -12,11 +15,18 @@ export class ModelRegistry {
   readonly #models = new Map<string, ModelService>();
   readonly #aliases: Map<string, string>;
   readonly #defaultModel: string;
+  readonly #preload: Set<string>;
+  readonly #metrics: Metrics;
 
   /** entries: the catalog entries of the models to serve, in MODELS order; sockets: where runners listen. */
   constructor(entries: CatalogEntry[], settings: Settings, sockets: Pick<SocketDir, 'socket'>, metrics: Metrics, logger: Logger) {
     this.#aliases = new Map(settings.MODEL_ALIASES);
     this.#defaultModel = settings.DEFAULT_MODEL;
+    this.#metrics = metrics;
+    const budget = new LoadBudget({ maxLoaded: settings.MAX_LOADED_MODELS, budgetBytes: settings.MEMORY_BUDGET_MB * 2 ** 20 },
+      () => this.models.map((m) => m.lifecycle));
+    const events = lifecycleEvents(metrics, logger);
+    const preload = this.#preload = new Set(settings.PRELOAD.includes('*') ? settings.MODELS : settings.PRELOAD);
     let index = 0;
     for (const entry of entries) {
       const name = entry.name;
@@ -32,7 +42,13 @@ export class ModelRegistry {
         });
         return runner;
       });
-      this.#models.set(name, new ModelService(entry, runners, {
+      const lifecycle = new ModelLifecycle(name, runners, {
+        keepAliveS: entry.keep_alive ?? settings.KEEP_ALIVE,
+        loadTimeoutMs: settings.LOAD_TIMEOUT_S * 1000,
+        failureMemoryMs: settings.RUNNER_HOLD_DOWN_S * 1000,
+        estimatedBytes: estimateModelBytes(join(settings.MODELS_DIR, name)) * runners.length,
+      }, budget, events, preload.has(name));
+      this.#models.set(name, new ModelService(entry, runners, lifecycle, {
         maxBatchSize: settings.MAX_BATCH_SIZE,
         maxTextChars: settings.MAX_TEXT_CHARS,
         autoTruncate: settings.AUTO_TRUNCATE,
@@ -41,6 +57,7 @@ export class ModelRegistry {
         enableBatching: settings.ENABLE_BATCHING,
         windowMs: settings.BATCH_WINDOW_MS,
         maxBatchInputs: settings.BATCH_WINDOW_MAX_SIZE,
+        maxBatchTokens: settings.BATCH_WINDOW_MAX_TOKENS,
         maxConcurrent: settings.MAX_CONCURRENT,
         maxQueue: settings.MAX_QUEUE_SIZE,
         queueTimeoutMs: settings.QUEUE_TIMEOUT_MS,
@@ -99,23 +116,55 @@ export class ModelRegistry {
     return name !== undefined ? this.get(name) : this.#models.get(this.#defaultModel) ?? this.models[0]!;
   }
 
-  /** True when every runner of every model is ready. */
-  get allReady(): boolean {
-    return this.models.every((m) => m.runners.every((r) => r.state === 'ready'));
+  /** The models started at boot (PRELOAD). */
+  get preloaded(): ModelService[] {
+    return this.models.filter((m) => this.#preload.has(m.name));
   }
 
-  /** Starts every runner at once; the first that cannot start stops the rest and is rethrown. */
+  /** True when every runner of every preloaded model is ready: the server is ready to serve. */
+  get allReady(): boolean {
+    return this.preloaded.every((m) => m.runners.every((r) => r.state === 'ready'));
+  }
+
+  /**
+   * Starts the preloaded models' runners at once; the first that cannot start stops the rest
+   * and is rethrown. The other models start on their first request.
+   */
   async start(): Promise<void> {
     try {
-      await Promise.all(this.models.flatMap((m) => m.runners.map((r) => r.start())));
+      await Promise.all(this.preloaded.map((m) => m.lifecycle.boot()));
     } catch (err) {
       await this.stop();
       throw err;
     }
   }
 
+  /** Sets each model's resident-memory gauge from its runners now; called at every scrape. */
+  sampleMemory(): void {
+    for (const m of this.models) this.#metrics.modelMemory.set({ model: m.name }, m.lifecycle.residentBytes());
+  }
+
   /** Stops every runner. */
   async stop(): Promise<void> {
     await Promise.all(this.models.flatMap((m) => m.runners.map((r) => r.stop())));
   }
+}
+
+/** Loads and unloads as metrics and log lines. */
+function lifecycleEvents(metrics: Metrics, logger: Logger): LifecycleEvents {
+  return {
+    loaded(model, seconds) {
+      metrics.modelLoads.inc({ model, outcome: 'ok' });
+      metrics.modelLoadSeconds.observe({ model }, seconds);
+      logger.info({ model, seconds: Math.round(seconds * 1000) / 1000 }, 'model_loaded');
+    },
+    loadFailed(model, reason) {
+      metrics.modelLoads.inc({ model, outcome: 'error' });
+      logger.error({ model, reason }, 'model_load_failed');
+    },
+    unloaded(model, reason) {
+      metrics.modelUnloads.inc({ model, reason });
+      logger.info({ model, reason }, 'model_unloaded');
+    },
+  };
 }

@@ -9,6 +9,7 @@ import {
   type ClassifyText, type ClassItem, type EmbedInput, type InputKind, type MultiVectorItem, type SparseItem, type TokenItem,
 } from './call-specs.ts';
 import { EmbeddingCache } from './embedding-cache.ts';
+import type { ModelLifecycle } from './model-lifecycle.ts';
 import { decodeOpenAiTokens, type TokenIdVocabulary } from './tiktoken.ts';
 
 /** Request-size guards and defaults, from the settings. */
@@ -84,15 +85,19 @@ const NEEDS = { dense: 'text-embedding', sparse: 'sparse-embedding', multi: 'mul
 export class ModelService {
   readonly name: string;
   readonly runners: SupervisedRunner[];
+  /** Loads the model on demand and stops it when idle. */
+  readonly lifecycle: ModelLifecycle;
   readonly #entry: CatalogEntry;
   readonly #limits: ServiceLimits;
   readonly #cache: EmbeddingCache;
   readonly #batcher: Batcher;
   readonly #metrics: Metrics;
 
-  constructor(entry: CatalogEntry, runners: SupervisedRunner[], limits: ServiceLimits, cacheSize: number, batching: BatcherOptions, metrics: Metrics) {
+  constructor(entry: CatalogEntry, runners: SupervisedRunner[], lifecycle: ModelLifecycle, limits: ServiceLimits, cacheSize: number,
+    batching: BatcherOptions, metrics: Metrics) {
     this.name = entry.name;
     this.runners = runners;
+    this.lifecycle = lifecycle;
     this.#entry = entry;
     this.#limits = limits;
     this.#cache = new EmbeddingCache(cacheSize);
@@ -112,60 +117,87 @@ export class ModelService {
 
   /** Dense vectors as little-endian float32 rows. */
   embedDense(inputs: Inputs, choices: EmbedChoices, ctx: CallContext): Promise<Outcome<Buffer>> {
-    const info = this.#require('dense', inputs, ctx);
-    const [prepared, kind] = this.#inputs(inputs, choices, info, ctx);
-    const dimensions = this.#dimensions(info, choices.dimensions);
-    return this.#cached(prepared, denseSpec({ ...this.#options(choices, kind), dimensions, no_normalize: choices.normalize === false }, kind), ctx);
+    return this.#hold(inputs, ctx, () => {
+      const info = this.#require('dense');
+      const [prepared, kind] = this.#inputs(inputs, choices, info, ctx);
+      const dimensions = this.#dimensions(info, choices.dimensions);
+      return this.#cached(prepared, denseSpec({ ...this.#options(choices, kind), dimensions, no_normalize: choices.normalize === false }, kind), ctx);
+    });
   }
 
   /** Sparse lexical weights (bge-m3). */
   embedSparse(inputs: Inputs, choices: EmbedChoices, ctx: CallContext): Promise<Outcome<SparseItem>> {
-    const [prepared, kind] = this.#inputs(inputs, choices, this.#require('sparse', inputs, ctx), ctx);
-    return this.#cached(prepared, sparseSpec(this.#options(choices, kind), kind), ctx);
+    return this.#hold(inputs, ctx, () => {
+      const [prepared, kind] = this.#inputs(inputs, choices, this.#require('sparse'), ctx);
+      return this.#cached(prepared, sparseSpec(this.#options(choices, kind), kind), ctx);
+    });
   }
 
   /** Per-token vectors (bge-m3 ColBERT). */
   embedMultiVector(inputs: Inputs, choices: EmbedChoices, ctx: CallContext): Promise<Outcome<MultiVectorItem>> {
-    const [prepared, kind] = this.#inputs(inputs, choices, this.#require('multi', inputs, ctx), ctx);
-    return this.#cached(prepared, multiVectorSpec(this.#options(choices, kind), kind), ctx);
+    return this.#hold(inputs, ctx, () => {
+      const [prepared, kind] = this.#inputs(inputs, choices, this.#require('multi'), ctx);
+      return this.#cached(prepared, multiVectorSpec(this.#options(choices, kind), kind), ctx);
+    });
   }
 
   /** The encoder's state for every token before pooling (TEI's /embed_all); any embedding model has it. */
   embedTokens(inputs: Inputs, choices: EmbedChoices, ctx: CallContext): Promise<Outcome<MultiVectorItem>> {
-    const [prepared, kind] = this.#inputs(inputs, choices, this.#require('dense', inputs, ctx), ctx);
-    return this.#cached(prepared, multiVectorSpec(this.#options(choices, kind), kind, 'TOKEN_EMBEDDINGS'), ctx);
+    return this.#hold(inputs, ctx, () => {
+      const [prepared, kind] = this.#inputs(inputs, choices, this.#require('dense'), ctx);
+      return this.#cached(prepared, multiVectorSpec(this.#options(choices, kind), kind, 'TOKEN_EMBEDDINGS'), ctx);
+    });
   }
 
   /** Scores of each document against the query, in the documents' order. */
-  async rerank(query: string, documents: string[], opts: { raw: boolean; truncate?: boolean; maxDocTokens?: number }, ctx: CallContext): Promise<Outcome<number>> {
+  rerank(query: string, documents: string[], opts: { raw: boolean; truncate?: boolean; maxDocTokens?: number }, ctx: CallContext): Promise<Outcome<number>> {
     const docs = { ...ctx, inputs: { param: 'documents', name: (i: number) => `documents[${i}]` } };
     this.#checkLimits([query], { param: 'query', name: () => 'query' });
-    this.#require('rerank', documents, docs);
-    const spec = rerankSpec(query, { raw_scores: opts.raw, refuse_long: !this.#truncate(opts), max_doc_tokens: opts.maxDocTokens ?? 0 });
-    const out = await this.#submit(documents, spec, docs);
-    return { ...out, cacheHits: 0 };
+    return this.#hold(documents, docs, async () => {
+      this.#require('rerank');
+      const spec = rerankSpec(query, { raw_scores: opts.raw, refuse_long: !this.#truncate(opts), max_doc_tokens: opts.maxDocTokens ?? 0 });
+      return { ...(await this.#submit(documents, spec, docs)), cacheHits: 0 };
+    });
   }
 
   /** Scores of every label of a classifier for each text or (text, text_pair) pair, in input order. */
-  async classify(inputs: ClassifyText[], opts: { raw: boolean; truncate?: boolean; truncateLeft?: boolean }, ctx: CallContext): Promise<Outcome<ClassItem>> {
+  classify(inputs: ClassifyText[], opts: { raw: boolean; truncate?: boolean; truncateLeft?: boolean }, ctx: CallContext): Promise<Outcome<ClassItem>> {
     // A pair's two texts count together against MAX_TEXT_CHARS, as TEI counts them.
-    const info = this.#require('classify', inputs.map((x) => (typeof x === 'string' ? x : x[0] + x[1])), ctx);
-    const spec = classifySpec({ raw_scores: opts.raw, refuse_long: !this.#truncate(opts), truncate_left: opts.truncateLeft === true }, info.labels);
-    const out = await this.#submit(inputs, spec, ctx);
-    return { ...out, cacheHits: 0 };
+    return this.#hold(inputs.map((x) => (typeof x === 'string' ? x : x[0] + x[1])), ctx, async () => {
+      const info = this.#require('classify');
+      const spec = classifySpec({ raw_scores: opts.raw, refuse_long: !this.#truncate(opts), truncate_left: opts.truncateLeft === true }, info.labels);
+      return { ...(await this.#submit(inputs, spec, ctx)), cacheHits: 0 };
+    });
   }
 
   /** The model's tokenisation of each text. */
-  async tokenize(texts: string[], addSpecialTokens: boolean, ctx: CallContext): Promise<TokenItem[][]> {
-    this.#require(undefined, texts, ctx);
-    return (await this.#submit(texts, tokenizeSpec(addSpecialTokens), ctx)).items;
+  tokenize(texts: string[], addSpecialTokens: boolean, ctx: CallContext): Promise<TokenItem[][]> {
+    return this.#hold(texts, ctx, async () => {
+      this.#require(undefined);
+      return (await this.#submit(texts, tokenizeSpec(addSpecialTokens), ctx)).items;
+    });
   }
 
   /** Text for each sequence of the model's token ids. */
-  async detokenize(sequences: number[][], skipSpecialTokens: boolean, ctx: CallContext): Promise<string[]> {
-    const info = this.#require(undefined, sequences, ctx);
-    this.#checkVocabulary(sequences, info, ctx);
-    return (await this.#submit(sequences, detokenizeSpec(skipSpecialTokens), ctx)).items;
+  detokenize(sequences: number[][], skipSpecialTokens: boolean, ctx: CallContext): Promise<string[]> {
+    return this.#hold(sequences, ctx, async () => {
+      this.#checkVocabulary(sequences, this.#require(undefined), ctx);
+      return (await this.#submit(sequences, detokenizeSpec(skipSpecialTokens), ctx)).items;
+    });
+  }
+
+  /**
+   * Checks the request's size, then holds the model (loading it if needed) while work runs.
+   * Size comes first, so an oversized request is a 400 even while the model is not loaded.
+   */
+  async #hold<T>(inputs: Inputs, ctx: CallContext, work: () => Promise<T>): Promise<T> {
+    this.#checkLimits(inputs, ctx.inputs ?? INPUT);
+    const release = await this.lifecycle.acquire();
+    try {
+      return await work();
+    } finally {
+      release();
+    }
   }
 
   /**
@@ -253,15 +285,11 @@ export class ModelService {
     return { items, tokens, cacheHits, queueMs: computed.queueMs, inferenceMs: computed.inferenceMs };
   }
 
-  /**
-   * Checks the request's size, then that the model is ready and offers this output; returns
-   * the runner's facts. Size comes first, so an oversized request is a 400 even while down.
-   */
-  #require(output: keyof typeof NEEDS | undefined, inputs: Inputs, ctx: CallContext): RunnerInfo {
-    this.#checkLimits(inputs, ctx.inputs ?? INPUT);
+  /** Checks that the model is ready and offers this output; returns the runner's facts. */
+  #require(output: keyof typeof NEEDS | undefined): RunnerInfo {
     const info = this.info;
     if (!this.ready || !info) {
-      const why = this.runners.map((r) => r.reason).find(Boolean);
+      const why = this.lifecycle.reason;
       throw new ApiError('unavailable', `Model '${this.name}' is not ready${why ? ` (runner ${why})` : ''}; retry shortly.`,
         { retryAfterS: 2, code: 'model_unavailable' });
     }

@@ -18,6 +18,13 @@ function describe(id: string, m: ModelService, aliasOf: string | null): ModelLis
     prompt_names: m.info?.prompt_names ?? [],
     matryoshka_dims: m.info?.matryoshka_dims ?? [],
     ready: m.ready,
+    state: m.lifecycle.state,
+    reason: m.lifecycle.reason ?? null,
+    devices: m.runners.map((r) => r.device),
+    resident_memory_bytes: m.lifecycle.residentBytes(),
+    last_used: m.lifecycle.lastUsed === undefined ? null : Math.floor(m.lifecycle.lastUsed / 1000),
+    keep_alive: m.lifecycle.keepAliveS,
+    pinned: m.lifecycle.pinned,
     precision: m.info?.precision || null,
     precision_detail: m.info?.precision_detail || null,
     fidelity: m.info?.fidelity ?? null,
@@ -26,7 +33,7 @@ function describe(id: string, m: ModelService, aliasOf: string | null): ModelLis
 }
 
 /**
- * GET /v1/models: the served models in OpenAI's list shape, with their vector sizes, then each
+ * GET /v1/models: every servable model, loaded or not, in OpenAI's list shape, with their vector sizes, then each
  * alias as a model of its own, since clients check the name they hard-code against this list.
  */
 export default async function modelsRoute(app: FastifyInstance): Promise<void> {

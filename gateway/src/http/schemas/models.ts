@@ -18,6 +18,20 @@ export const modelObjectSchema = z.object({
   matryoshka_dims: z.array(z.number().int()),
   /** True while at least one of its runners is ready. */
   ready: z.boolean(),
+  /** unloaded (starts on its first request), loading, ready, unloading or failed. */
+  state: z.enum(['unloaded', 'loading', 'ready', 'unloading', 'failed']),
+  /** Why the model is not serving, when a load or its runner failed; else null. */
+  reason: z.string().nullable(),
+  /** The devices its runners run on (MODEL_DEVICE). */
+  devices: z.array(z.string()),
+  /** Resident memory of its runner processes now, in bytes; 0 while unloaded. */
+  resident_memory_bytes: z.number().int(),
+  /** When a request last finished with it (Unix seconds); null if none has. */
+  last_used: z.number().int().nullable(),
+  /** Seconds it stays loaded once idle; -1 forever (KEEP_ALIVE or the catalog's keep_alive). */
+  keep_alive: z.number().int(),
+  /** A pinned model is never unloaded for idleness or for room. */
+  pinned: z.boolean(),
   /** What the weights run in: fp32 (PyTorch, the reference) or int8; null until the runner reports. */
   precision: z.string().nullable(),
   /** The backend behind the precision, e.g. "openvino int8 weights, bf16 activations". */

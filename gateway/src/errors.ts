@@ -3,7 +3,7 @@
  * to a status once (http/error-envelope.ts) and the runner client maps gRPC statuses onto it
  * once (runners/grpc-errors.ts).
  */
-export const ERROR_KINDS = ['validation', 'not_found', 'too_large', 'unsupported_media', 'overloaded', 'unavailable', 'auth', 'internal'] as const;
+export const ERROR_KINDS = ['validation', 'not_found', 'conflict', 'too_large', 'unsupported_media', 'overloaded', 'unavailable', 'auth', 'internal'] as const;
 
 /** A class of failure; decides the HTTP status and the OpenAI error `type`. */
 export type ErrorKind = (typeof ERROR_KINDS)[number];

@@ -36,6 +36,23 @@ describe('API keys', () => {
     }
   });
 
+  it('guards the admin routes with ADMIN_API_KEY when set, and only them', async () => {
+    current = app({ API_KEY: 'user', ADMIN_API_KEY: 'boss' });
+    const pin = (key: string) => current!.inject({ method: 'POST', url: '/admin/models/m/pin', payload: {}, headers: { authorization: `Bearer ${key}` } });
+    expect((await pin('user')).statusCode).toBe(401);
+    const pinned = await pin('boss');
+    expect(pinned.statusCode).toBe(200);
+    expect(pinned.json()).toMatchObject({ id: 'm', pinned: true, state: 'loading' });
+    const models = (key: string) => current!.inject({ method: 'GET', url: '/v1/models', headers: { authorization: `Bearer ${key}` } });
+    expect((await models('boss')).statusCode).toBe(401);
+    expect((await models('user')).statusCode).toBe(200);
+    await current.close();
+    // With only an admin key, the other routes stay open.
+    current = app({ ADMIN_API_KEY: 'boss' });
+    expect((await current.inject({ method: 'GET', url: '/v1/models' })).statusCode).toBe(200);
+    expect((await current.inject({ method: 'POST', url: '/admin/models/m/pin', payload: {} })).statusCode).toBe(401);
+  });
+
   it('is off without API_KEY', async () => {
     current = app({});
     expect((await current.inject({ method: 'GET', url: '/v1/models' })).statusCode).toBe(200);

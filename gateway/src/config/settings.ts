@@ -148,6 +148,11 @@ export const settingsSchema = z.object({
   EMBEDDING_CACHE_SIZE: int(0).default(256),
   /** Comma-separated API keys; when set, requests need `Authorization: Bearer <key>`. Empty: no auth. */
   API_KEY: list.default([]),
+  /**
+   * Comma-separated keys for the admin routes (/admin/...: load, unload, pin). Empty: they take
+   * API_KEY's keys, and are open when that is empty too.
+   */
+  ADMIN_API_KEY: list.default([]),
   /** With API_KEY set, keep /health, /metrics, /docs and /openapi.json reachable without a key. */
   PUBLIC_OPS_ROUTES: bool.default(true),
   /** CORS: empty (off), `*` (any origin) or a comma-separated list of allowed origins. */

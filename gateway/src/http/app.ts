@@ -14,6 +14,7 @@ import { RejectionLog } from './rejection-log.ts';
 import cohereRoutes from './routes/cohere.ts';
 import classifyRoutes from './routes/classify.ts';
 import embeddingsRoute from './routes/embeddings.ts';
+import adminRoutes from './routes/admin.ts';
 import healthRoute from './routes/health.ts';
 import metricsRoute from './routes/metrics.ts';
 import modelsRoute from './routes/models.ts';
@@ -121,7 +122,9 @@ export function buildApp({ settings, registry, metrics, logger }: AppDeps): Fast
   if (settings.CORS_ORIGINS.length > 0) {
     app.register(cors, { origin: settings.CORS_ORIGINS.includes('*') ? true : settings.CORS_ORIGINS });
   }
-  if (settings.API_KEY.length > 0) requireApiKey(app, settings.API_KEY, settings.PUBLIC_OPS_ROUTES);
+  if (settings.API_KEY.length > 0 || settings.ADMIN_API_KEY.length > 0) {
+    requireApiKey(app, settings.API_KEY, settings.ADMIN_API_KEY, settings.PUBLIC_OPS_ROUTES);
+  }
 
   app.register(openApiRoutes);
   app.register(embeddingsRoute);
@@ -131,6 +134,7 @@ export function buildApp({ settings, registry, metrics, logger }: AppDeps): Fast
   app.register(teiRoutes);
   app.register(cohereRoutes);
   app.register(modelsRoute);
+  app.register(adminRoutes);
   app.register(healthRoute);
   if (settings.ENABLE_METRICS) app.register(metricsRoute);
   return app;

@@ -4,6 +4,7 @@ import { ApiError, type ErrorKind } from '../errors.ts';
 const HTTP: Record<ErrorKind, { status: number; type: string }> = {
   validation: { status: 400, type: 'invalid_request_error' },
   not_found: { status: 404, type: 'invalid_request_error' },
+  conflict: { status: 409, type: 'invalid_request_error' },
   too_large: { status: 413, type: 'invalid_request_error' },
   unsupported_media: { status: 415, type: 'invalid_request_error' },
   overloaded: { status: 429, type: 'rate_limit_exceeded' },

@@ -12,7 +12,8 @@ import {
   detokenizeRequestSchema, llamaEmbeddingRequestSchema, llamaEmbeddingResponseSchema, llamaTokenizeRequestSchema, llamaTokenizeResponseSchema,
 } from './schemas/llama.ts';
 import { CLASSIFY_PATHS } from './routes/classify.ts';
-import { modelListSchema } from './schemas/models.ts';
+import { adminPinSchema } from './schemas/admin.ts';
+import { modelListSchema, modelObjectSchema } from './schemas/models.ts';
 import { rerankRequestSchema, rerankResponseSchema } from './schemas/rerank.ts';
 import {
   decodeRequestSchema, teiEmbedAllRequestSchema, teiEmbedAllResponseSchema, teiEmbedRequestSchema, teiEmbedSparseRequestSchema,
@@ -33,6 +34,8 @@ export interface Operation {
   tag: string;
   request?: z.ZodType;
   response?: z.ZodType;
+  /** Names of the path's `{parameters}`, each a string. */
+  params?: string[];
 }
 
 const rerankPaths = ['/v1/rerank', '/v2/rerank', '/reranking', '/v1/reranking'];
@@ -65,6 +68,11 @@ export const OPERATIONS: Operation[] = [
   { method: 'get', path: '/health/ready', tag: 'Operations', summary: 'Readiness probe: the same answer as /health' },
   { method: 'get', path: '/health/live', tag: 'Operations', summary: 'Liveness probe: 200 while the gateway answers' },
   { method: 'get', path: '/metrics', tag: 'Operations', summary: 'Prometheus metrics' },
+  ...(['load', 'unload', 'pin'] as const).map((action): Operation => ({
+    method: 'post', path: `/admin/models/{model}/${action}`, tag: 'Admin', params: ['model'],
+    summary: { load: 'Load a model now', unload: 'Stop a model\'s runners (409 while requests hold it)', pin: 'Pin (or with `{"pinned": false}` unpin) a model' }[action],
+    request: action === 'pin' ? adminPinSchema : undefined, response: modelObjectSchema,
+  })),
 ];
 
 const json = (schema: z.ZodType, io: 'input' | 'output') => {
@@ -104,6 +112,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
     paths[op.path]![op.method] = {
       summary: op.summary,
       tags: [op.tag],
+      ...(op.params ? { parameters: op.params.map((name) => ({ name, in: 'path', required: true, schema: { type: 'string' } })) } : {}),
       ...(op.request ? { requestBody: { required: true, content: { 'application/json': { schema: json(op.request, 'input') } } } } : {}),
       responses,
     };

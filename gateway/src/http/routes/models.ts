@@ -6,7 +6,7 @@ import type { ModelList } from '../schemas/models.ts';
 const STARTED = Math.floor(Date.now() / 1000);
 
 /** One entry of the list: a served model under its own name or under an alias. */
-function describe(id: string, m: ModelService, aliasOf: string | null): ModelList['data'][number] {
+export function describeModel(id: string, m: ModelService, aliasOf: string | null): ModelList['data'][number] {
   return {
     id,
     object: 'model',
@@ -40,8 +40,8 @@ export default async function modelsRoute(app: FastifyInstance): Promise<void> {
   app.get('/v1/models', async (): Promise<ModelList> => ({
     object: 'list',
     data: [
-      ...app.registry.models.map((m) => describe(m.name, m, null)),
-      ...[...app.registry.aliases].map(([alias, name]) => describe(alias, app.registry.get(name), name)),
+      ...app.registry.models.map((m) => describeModel(m.name, m, null)),
+      ...[...app.registry.aliases].map(([alias, name]) => describeModel(alias, app.registry.get(name), name)),
     ],
   }));
 }

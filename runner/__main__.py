@@ -21,6 +21,7 @@ from .catalog import load_catalog
 from .device import resolve_device
 from .errors import ConfigError
 from .fidelity import Thresholds
+from .detect import local_entry
 from .loader import load_handler
 from .logs import JsonLogger
 from .precision import apply_precision, default_threads
@@ -35,6 +36,8 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--model", required=True, help="catalog name of the model to serve")
     p.add_argument("--config", default="configs/model_config.yaml", help="model catalog path")
     p.add_argument("--models-dir", default="models", help="folder holding <name>/ weight folders")
+    p.add_argument("--model-path", help="serve the model in this folder, which need not be in the catalog; "
+                                        "the handler is chosen from the folder's own files")
     p.add_argument("--device", default="auto", help="auto, cpu, mps, cuda or cuda:N")
     p.add_argument("--socket", required=True, help="gRPC address, e.g. unix:///tmp/r.sock")
     p.add_argument("--workers", type=int, default=2, help="forward passes that may run at once")
@@ -82,13 +85,17 @@ def main(argv: list[str] | None = None) -> int:
         _exit_when_stdin_closes(args.socket)
     try:
         secret = take_secret()
-        catalog = load_catalog(Path(args.config))
-        if args.model not in catalog:
-            raise ConfigError(f"model '{args.model}' is not in the catalog {args.config}; "
-                              f"known: {', '.join(sorted(catalog))}")
+        folder = Path(args.model_path).resolve() if args.model_path else None
+        if folder:
+            entry = local_entry(args.model, folder)
+        else:
+            catalog = load_catalog(Path(args.config))
+            if args.model not in catalog:
+                raise ConfigError(f"model '{args.model}' is not in the catalog {args.config}; "
+                                  f"known: {', '.join(sorted(catalog))}")
+            entry = catalog[args.model]
         device = resolve_device(args.device)
-        entry = catalog[args.model]
-        handler = load_handler(entry, Path(args.models_dir), device, args.max_batch_tokens)
+        handler = load_handler(entry, Path(args.models_dir), device, args.max_batch_tokens, folder)
         limits = Thresholds(args.fidelity_min_mean_cosine, args.fidelity_min_worst_cosine,
                             args.fidelity_min_top10_overlap)
         report = apply_precision(handler, args.model, args.precision or entry.precision, limits,

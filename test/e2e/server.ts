@@ -30,12 +30,16 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** Starts `node gateway/src/main.ts` with env on a free port; resolves once /health is 200. */
-export async function startServer(env: Record<string, string> = {}, timeoutMs = 150_000): Promise<RunningServer> {
+/**
+ * Starts `node gateway/src/main.ts` (or `command`, such as the README's serve.sh) with env on a
+ * free port; resolves once /health is 200.
+ */
+export async function startServer(env: Record<string, string> = {}, timeoutMs = 150_000,
+  command: string[] = [process.execPath, 'gateway/src/main.ts']): Promise<RunningServer> {
   const port = await freePort();
   const lines: string[] = [];
   let stderr = '';
-  const proc = spawn(process.execPath, ['gateway/src/main.ts'], {
+  const proc = spawn(command[0]!, command.slice(1), {
     cwd: ROOT,
     env: { ...process.env, MODELS: MODEL, PORT: String(port), LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

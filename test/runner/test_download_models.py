@@ -138,3 +138,14 @@ def test_unknown_names_are_refused_with_the_catalog(tmp_path):
     download = Download(endpoint=None)
     assert download.main(["nope"]) == 2
     assert "known: all-minilm-l6-v2" in download.stderr
+
+
+def test_a_complete_folder_put_there_by_hand_is_left_alone_without_network(standins, tmp_path):
+    download = Download(endpoint="http://127.0.0.1:9")  # nothing listens there
+    models = tmp_path / "elsewhere"
+    shutil.copytree(standins / "ms-marco-minilm-l6-v2", models / "tiny")
+    path = catalog(tmp_path)
+    # MODELS_DIR and MODEL_CONFIG are read as the gateway reads them; name=folder entries are local.
+    assert download.main([], MODELS=f"tiny,mine={tmp_path}", MODELS_DIR=str(models), MODEL_CONFIG=str(path)) == 0, download.stderr
+    assert not (models / "tiny" / ".edge-embed-source").exists()
+    assert download.main([], MODELS=f"mine={tmp_path}") == 0, download.stderr

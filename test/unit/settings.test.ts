@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { loadSettings, SettingsError, settingsHelp } from '../../gateway/src/config/settings.ts';
+import { loadSettings, modelSpec, SettingsError, settingsHelp } from '../../gateway/src/config/settings.ts';
 
 const base = { MODELS: 'm' };
 
@@ -67,6 +67,14 @@ describe('settings', () => {
     expect(preload('')).toEqual([]);
     expect(preload('b')).toEqual(['b']);
     expect(() => preload('c')).toThrow(/PRELOAD \(--preload\): 'c' is not one of MODELS/);
+  });
+
+  it('takes name=folder entries in MODELS, known by their name everywhere else', () => {
+    const s = loadSettings({ argv: [], env: { MODELS: 'a,mine=./my models/x', DEFAULT_MODEL: 'mine', PRELOAD: 'mine', MODEL_ALIASES: 'm=mine' } });
+    expect(s.MODELS).toEqual(['a', 'mine=./my models/x']);
+    expect(modelSpec(s.MODELS[1]!)).toEqual({ name: 'mine', path: './my models/x' });
+    expect(modelSpec('a')).toEqual({ name: 'a' });
+    expect(() => loadSettings({ argv: [], env: { MODELS: 'Bad Name=/x' } })).toThrow(/MODELS \(--models\): a catalog name, or name=folder/);
   });
 
   it('rejects unknown flags', () => {

@@ -23,6 +23,9 @@ export const catalogEntrySchema = z.strictObject({
   keep_alive: keepAlive.optional(),
 });
 
+/** The handler of a model served from a folder of its own (MODELS=name=folder): the runner picks one from its files. */
+export const LOCAL_HANDLER = 'runner.detect.detect_handler';
+
 /** A validated catalog entry. */
 export type CatalogEntry = z.output<typeof catalogEntrySchema>;
 

@@ -17,6 +17,13 @@ const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().in
 const list = z.string().transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean));
 const DEVICE = /^(auto|cpu|mps|cuda(:\d+)?)$/;
 const ALIAS = /^[^=\s]+\s*=\s*[^=\s]+$/;
+const MODEL_SPEC = /^[a-z0-9][a-z0-9._-]*(=.+)?$/;
+
+/** One entry of MODELS: a catalog name, or `name=folder` for a model served straight from a folder. */
+export function modelSpec(entry: string): { name: string; path?: string } {
+  const at = entry.indexOf('=');
+  return at < 0 ? { name: entry } : { name: entry.slice(0, at), path: entry.slice(at + 1) };
+}
 
 /**
  * Every setting of the gateway, keyed by its environment variable name. Each can also be given
@@ -25,8 +32,13 @@ const ALIAS = /^[^=\s]+\s*=\s*[^=\s]+$/;
  * This schema is the only description of the settings; the README table mirrors it.
  */
 export const settingsSchema = z.object({
-  /** Comma-separated catalog names to serve. Required: the server serves nothing by default. */
-  MODELS: list.pipe(z.array(z.string()).min(1, 'name at least one model')),
+  /**
+   * Comma-separated models to serve: catalog names, or `name=path/to/folder` for a local
+   * sentence-transformers, cross-encoder, bge-m3-style or classifier folder, which needs no catalog
+   * entry. Required: the server serves nothing by default.
+   */
+  MODELS: list.pipe(z.array(z.string().regex(MODEL_SPEC, "a catalog name, or name=folder (name: lowercase letters, digits, '.', '_' or '-')"))
+    .min(1, 'name at least one model')),
   /**
    * The model that answers requests naming none, for every kind of request it can serve (embed,
    * rerank, classify). Empty:
@@ -175,18 +187,19 @@ export const settingsSchema = z.object({
   SHUTDOWN_TIMEOUT_S: int(0).default(30),
 }).superRefine((s, ctx) => {
   // Names that point at nothing served are caught at start, not on the first request.
+  const served = s.MODELS.map((m) => modelSpec(m).name);
   for (const name of s.PRELOAD) {
-    if (name !== '*' && !s.MODELS.includes(name)) {
-      ctx.addIssue({ code: 'custom', path: ['PRELOAD'], message: `'${name}' is not one of MODELS (${s.MODELS.join(', ')})` });
+    if (name !== '*' && !served.includes(name)) {
+      ctx.addIssue({ code: 'custom', path: ['PRELOAD'], message: `'${name}' is not one of MODELS (${served.join(', ')})` });
     }
   }
-  if (s.DEFAULT_MODEL && !s.MODELS.includes(s.DEFAULT_MODEL)) {
-    ctx.addIssue({ code: 'custom', path: ['DEFAULT_MODEL'], message: `'${s.DEFAULT_MODEL}' is not one of MODELS (${s.MODELS.join(', ')})` });
+  if (s.DEFAULT_MODEL && !served.includes(s.DEFAULT_MODEL)) {
+    ctx.addIssue({ code: 'custom', path: ['DEFAULT_MODEL'], message: `'${s.DEFAULT_MODEL}' is not one of MODELS (${served.join(', ')})` });
   }
   for (const [alias, target] of s.MODEL_ALIASES) {
-    if (!s.MODELS.includes(target)) {
-      ctx.addIssue({ code: 'custom', path: ['MODEL_ALIASES'], message: `alias '${alias}' points at '${target}', which is not one of MODELS (${s.MODELS.join(', ')})` });
-    } else if (s.MODELS.includes(alias)) {
+    if (!served.includes(target)) {
+      ctx.addIssue({ code: 'custom', path: ['MODEL_ALIASES'], message: `alias '${alias}' points at '${target}', which is not one of MODELS (${served.join(', ')})` });
+    } else if (served.includes(alias)) {
       ctx.addIssue({ code: 'custom', path: ['MODEL_ALIASES'], message: `alias '${alias}' is itself a served model` });
     }
   }

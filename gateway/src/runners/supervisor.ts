@@ -61,10 +61,15 @@ export class SupervisedRunner extends EventEmitter<{ state: [RunnerState] }> {
   readonly #settings: RunnerSettings;
   readonly #log: Logger;
   readonly #socket: string;
+  readonly #path: string | undefined;
 
-  /** socket: the runner's socket path, inside the gateway's private SocketDir. */
-  constructor(model: string, device: string, socket: string, settings: RunnerSettings, logger: Logger) {
+  /**
+   * socket: the runner's socket path, inside the gateway's private SocketDir. path: the folder of
+   * a model served without a catalog entry (MODELS=name=folder).
+   */
+  constructor(model: string, device: string, socket: string, settings: RunnerSettings, logger: Logger, path?: string) {
     super();
+    this.#path = path;
     this.model = model;
     this.device = device;
     this.#settings = settings;
@@ -160,6 +165,7 @@ export class SupervisedRunner extends EventEmitter<{ state: [RunnerState] }> {
       '--model', this.model,
       '--config', s.MODEL_CONFIG,
       '--models-dir', s.MODELS_DIR,
+      ...(this.#path ? ['--model-path', this.#path] : []),
       '--device', device,
       '--socket', `unix://${this.#socket}`,
       '--workers', String(s.MAX_CONCURRENT),

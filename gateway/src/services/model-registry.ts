@@ -1,10 +1,10 @@
 import type { Logger } from 'pino';
 import type { CatalogEntry } from '../config/catalog.ts';
-import type { Settings } from '../config/settings.ts';
+import { modelSpec, type Settings } from '../config/settings.ts';
 import { ApiError } from '../errors.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import type { SocketDir } from '../runners/socket-dir.ts';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { SupervisedRunner } from '../runners/supervisor.ts';
 import { estimateModelBytes, LoadBudget } from './load-budget.ts';
 import { ModelLifecycle, type LifecycleEvents } from './model-lifecycle.ts';
@@ -26,12 +26,13 @@ export class ModelRegistry {
     const budget = new LoadBudget({ maxLoaded: settings.MAX_LOADED_MODELS, budgetBytes: settings.MEMORY_BUDGET_MB * 2 ** 20 },
       () => this.models.map((m) => m.lifecycle));
     const events = lifecycleEvents(metrics, logger);
-    const preload = this.#preload = new Set(settings.PRELOAD.includes('*') ? settings.MODELS : settings.PRELOAD);
+    const paths = new Map(settings.MODELS.map(modelSpec).map((m) => [m.name, m.path && resolve(m.path)]));
+    const preload = this.#preload = new Set(settings.PRELOAD.includes('*') ? entries.map((e) => e.name) : settings.PRELOAD);
     let index = 0;
     for (const entry of entries) {
       const name = entry.name;
       const runners = settings.MODEL_DEVICE.map((device) => {
-        const runner = new SupervisedRunner(name, device, sockets.socket(index++), settings, logger);
+        const runner = new SupervisedRunner(name, device, sockets.socket(index++), settings, logger, paths.get(name));
         const labels = { model: name, device };
         metrics.runnerUp.set(labels, 0);
         metrics.runnerHeldDown.set(labels, 0);
@@ -46,7 +47,7 @@ export class ModelRegistry {
         keepAliveS: entry.keep_alive ?? settings.KEEP_ALIVE,
         loadTimeoutMs: settings.LOAD_TIMEOUT_S * 1000,
         failureMemoryMs: settings.RUNNER_HOLD_DOWN_S * 1000,
-        estimatedBytes: estimateModelBytes(join(settings.MODELS_DIR, name)) * runners.length,
+        estimatedBytes: estimateModelBytes(paths.get(name) ?? join(settings.MODELS_DIR, name)) * runners.length,
       }, budget, events, preload.has(name));
       this.#models.set(name, new ModelService(entry, runners, lifecycle, {
         maxBatchSize: settings.MAX_BATCH_SIZE,

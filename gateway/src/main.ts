@@ -1,7 +1,7 @@
 import { tmpdir } from 'node:os';
-import { statSync } from 'node:fs';
-import { CatalogError, catalogEntrySchema, LOCAL_HANDLER, loadCatalog, type CatalogEntry } from './config/catalog.ts';
-import { loadSettings, modelSpec, readDotenv, SettingsError, settingsHelp, type Settings } from './config/settings.ts';
+import { CatalogError, loadCatalog, type CatalogEntry } from './config/catalog.ts';
+import { servedModels, ServedModelsError } from './config/served-models.ts';
+import { loadSettings, readDotenv, SettingsError, settingsHelp, type Settings } from './config/settings.ts';
 import { buildApp } from './http/app.ts';
 import { createLogger } from './logger.ts';
 import { createMetrics } from './metrics/metrics.ts';
@@ -41,21 +41,13 @@ async function main(): Promise<void> {
     const hint = catalogNames.length ? `\nModels in the catalog: ${catalogNames.join(', ')}` : '';
     die(`${err.message}${hint}`);
   }
-  let catalog: Map<string, CatalogEntry>;
+  let entries: CatalogEntry[];
   try {
-    catalog = loadCatalog(settings.MODEL_CONFIG);
+    entries = servedModels(settings);
   } catch (err) {
-    if (err instanceof CatalogError) die(err.message);
+    if (err instanceof CatalogError || err instanceof ServedModelsError) die(err.message);
     throw err;
   }
-  const specs = settings.MODELS.map(modelSpec);
-  const unknown = specs.filter((m) => !m.path && !catalog.has(m.name)).map((m) => m.name);
-  if (unknown.length) die(`not in the catalog ${settings.MODEL_CONFIG}: ${unknown.join(', ')}\nModels in the catalog: ${[...catalog.keys()].join(', ')}\nOr serve a folder of your own as name=path/to/folder.`);
-  const missing = specs.filter((m) => m.path && !statSync(m.path, { throwIfNoEntry: false })?.isDirectory());
-  if (missing.length) die(`MODELS: no such folder: ${missing.map((m) => `${m.name}=${m.path}`).join(', ')}`);
-  // A folder of one's own gets an entry of its own; the runner picks its handler from its files.
-  const entries = specs.map((m) => catalog.get(m.name) && !m.path ? catalog.get(m.name)!
-    : catalogEntrySchema.parse({ name: m.name, hf_repo_id: `local:${m.path}`, handler: LOCAL_HANDLER }));
 
   const logger = createLogger(settings.LOG_LEVEL);
   // Keys are secrets: the log says only how many there are.
@@ -72,7 +64,14 @@ async function main(): Promise<void> {
   process.on('exit', () => sockets.remove());
   const metrics = createMetrics();
   const registry = new ModelRegistry(entries, settings, sockets, metrics, logger);
-  const app = buildApp({ settings, registry, metrics, logger });
+  // SIGHUP and POST /admin/reload: the model settings and the catalog, read again.
+  const reload = async () => {
+    const next = loadSettings({ argv, env: process.env, dotenv: readDotenv() });
+    const result = await registry.reload(servedModels(next), next);
+    logger.info(result, 'reloaded');
+    return result;
+  };
+  const app = buildApp({ settings, registry, metrics, logger, reload });
 
   let stopping = false;
   const shutdown = async (signal: string) => {
@@ -90,7 +89,11 @@ async function main(): Promise<void> {
     logger.info('shutdown_complete');
     process.exit(0);
   };
-  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, () => void shutdown(signal));
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => void shutdown(signal));
+  process.on('SIGHUP', () => {
+    // A bad edit is reported and changes nothing: the server keeps serving what it had.
+    reload().catch((err) => logger.error({ err: (err as Error).message }, 'reload_failed'));
+  });
 
   // Listen first: a taken port fails in milliseconds rather than after the models load, and
   // /health can answer 503 while the runners warm up.

@@ -24,7 +24,7 @@ describe('MODELS=name=folder through serve.sh, offline', () => {
     server = await startServer({
       MODELS: `mine=${embedder},my-ranker=${join(mine, 'ranker')}`, WARMUP_STEPS: '1',
       HF_HUB_OFFLINE: '1', HF_ENDPOINT: 'http://127.0.0.1:9',
-    }, 170_000, ['bash', 'scripts/serve.sh']);
+    }, 170_000, { command: ['bash', 'scripts/serve.sh'] });
   }, 180_000);
   afterAll(async () => { expect(await server.stop()).toBe(0); });
 

@@ -30,18 +30,27 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** How to start the server, when not `node gateway/src/main.ts` in the repository root. */
+export interface StartOptions {
+  /** The command, such as the README's serve.sh. */
+  command?: string[];
+  /** Working directory, where the gateway reads its .env. */
+  cwd?: string;
+}
+
 /**
- * Starts `node gateway/src/main.ts` (or `command`, such as the README's serve.sh) with env on a
- * free port; resolves once /health is 200.
+ * Starts the gateway with env on a free port; resolves once /health is 200. An env value of
+ * undefined removes that variable, MODELS included (which otherwise defaults to MiniLM).
  */
-export async function startServer(env: Record<string, string> = {}, timeoutMs = 150_000,
-  command: string[] = [process.execPath, 'gateway/src/main.ts']): Promise<RunningServer> {
+export async function startServer(env: Record<string, string | undefined> = {}, timeoutMs = 150_000,
+  { command = [process.execPath, join(ROOT, 'gateway/src/main.ts')], cwd = ROOT }: StartOptions = {}): Promise<RunningServer> {
   const port = await freePort();
   const lines: string[] = [];
   let stderr = '';
+  const merged = { ...process.env, MODELS: MODEL, PORT: String(port), LOG_LEVEL: 'info', ...env };
   const proc = spawn(command[0]!, command.slice(1), {
-    cwd: ROOT,
-    env: { ...process.env, MODELS: MODEL, PORT: String(port), LOG_LEVEL: 'info', ...env },
+    cwd,
+    env: Object.fromEntries(Object.entries(merged).filter(([, v]) => v !== undefined)) as Record<string, string>,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let buffered = '';

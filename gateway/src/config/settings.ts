@@ -183,7 +183,7 @@ export const settingsSchema = z.object({
   RUNNER_HOLD_DOWN_S: int(1).default(300),
   /** Where the gateway makes its private (0700) folder for the runner sockets; empty means the OS temp folder. */
   SOCKET_DIR: z.string().default(''),
-  /** On SIGTERM, SIGINT or SIGHUP, how long in-flight requests may take to finish before runners stop. */
+  /** On SIGTERM or SIGINT, how long in-flight requests may take to finish before runners stop. */
   SHUTDOWN_TIMEOUT_S: int(0).default(30),
 }).superRefine((s, ctx) => {
   // Names that point at nothing served are caught at start, not on the first request.

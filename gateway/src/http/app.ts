@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { Settings } from '../config/settings.ts';
 import { ApiError } from '../errors.ts';
 import type { Metrics } from '../metrics/metrics.ts';
-import type { ModelRegistry } from '../services/model-registry.ts';
+import type { ModelRegistry, ReloadResult } from '../services/model-registry.ts';
 import cors from '@fastify/cors';
 import { requireApiKey } from './auth.ts';
 import { registerBodyParsing } from './body.ts';
@@ -26,6 +26,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** The served models. */
     registry: ModelRegistry;
+    /** Re-reads the model settings and the catalog; see AppDeps. */
+    reload: (() => Promise<ReloadResult>) | undefined;
     /** The metrics registry and instruments. */
     metrics: Metrics;
     /** The gateway's settings. */
@@ -48,13 +50,15 @@ export interface AppDeps {
   registry: ModelRegistry;
   metrics: Metrics;
   logger: Logger;
+  /** Re-reads the model settings and the catalog and applies them (POST /admin/reload); absent in tests without one. */
+  reload?: () => Promise<ReloadResult>;
 }
 
 /**
  * Builds the Fastify app: routes, request ids, error envelope and per-request metrics, and the
  * connection limits that keep slow or idle clients from holding sockets open for ever.
  */
-export function buildApp({ settings, registry, metrics, logger }: AppDeps): FastifyInstance {
+export function buildApp({ settings, registry, metrics, logger, reload }: AppDeps): FastifyInstance {
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     bodyLimit: settings.MAX_REQUEST_BYTES,
@@ -76,6 +80,7 @@ export function buildApp({ settings, registry, metrics, logger }: AppDeps): Fast
   });
   app.server.maxConnections = settings.MAX_CONNECTIONS;
   app.decorate('registry', registry);
+  app.decorate('reload', reload);
   app.decorate('metrics', metrics);
   app.decorate('settings', settings);
   app.decorateRequest('modelName', '');

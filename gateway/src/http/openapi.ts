@@ -68,6 +68,7 @@ export const OPERATIONS: Operation[] = [
   { method: 'get', path: '/health/ready', tag: 'Operations', summary: 'Readiness probe: the same answer as /health' },
   { method: 'get', path: '/health/live', tag: 'Operations', summary: 'Liveness probe: 200 while the gateway answers' },
   { method: 'get', path: '/metrics', tag: 'Operations', summary: 'Prometheus metrics' },
+  { method: 'post', path: '/admin/reload', tag: 'Admin', summary: 'Re-read the model settings and the catalog, as SIGHUP does; answers what was added, removed and replaced' },
   ...(['load', 'unload', 'pin'] as const).map((action): Operation => ({
     method: 'post', path: `/admin/models/{model}/${action}`, tag: 'Admin', params: ['model'],
     summary: { load: 'Load a model now', unload: 'Stop a model\'s runners (409 while requests hold it)', pin: 'Pin (or with `{"pinned": false}` unpin) a model' }[action],

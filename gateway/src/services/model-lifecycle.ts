@@ -82,7 +82,16 @@ export class ModelLifecycle {
    */
   async boot(): Promise<void> {
     const started = performance.now();
-    await Promise.all(this.runners.map((r) => r.start()));
+    try {
+      await Promise.all(this.runners.map((r) => r.start()));
+    } catch (err) {
+      // Not loaded after all: requests get the reason, then a load of their own once it expires.
+      await Promise.all(this.runners.map((r) => r.stop()));
+      this.#loaded = false;
+      this.#failure = { reason: firstLine((err as Error).message), at: Date.now() };
+      this.#events.loadFailed(this.name, this.#failure.reason);
+      throw err;
+    }
     this.residentBytes();
     this.#events.loaded(this.name, (performance.now() - started) / 1000);
     this.#scheduleIdle();

@@ -10,61 +10,145 @@ import { estimateModelBytes, LoadBudget } from './load-budget.ts';
 import { ModelLifecycle, type LifecycleEvents } from './model-lifecycle.ts';
 import { ModelService } from './model-service.ts';
 
+/** What a reload changed, by model name. */
+export interface ReloadResult {
+  added: string[];
+  removed: string[];
+  replaced: string[];
+}
+
+/** The settings a reload re-reads; the others need a restart. */
+const RELOADED = ['MODELS', 'PRELOAD', 'DEFAULT_MODEL', 'MODEL_ALIASES', 'KEEP_ALIVE'] as const;
+
 /** The served models by name, and the lifecycle of all their runners. */
 export class ModelRegistry {
-  readonly #models = new Map<string, ModelService>();
-  readonly #aliases: Map<string, string>;
-  readonly #defaultModel: string;
-  readonly #preload: Set<string>;
+  #models = new Map<string, ModelService>();
+  #aliases: Map<string, string>;
+  #defaultModel: string;
+  #preload: Set<string>;
+  #settings: Settings;
+  /** Models taken out by a reload that still finish the requests holding them. */
+  readonly #retiring = new Set<ModelService>();
   readonly #metrics: Metrics;
+  readonly #logger: Logger;
+  readonly #sockets: Pick<SocketDir, 'socket'>;
+  readonly #budget: LoadBudget;
+  readonly #events: LifecycleEvents;
+  /** What each model was built from, to tell which a reload changed. */
+  readonly #sources = new Map<string, string>();
+  #nextSocket = 0;
 
   /** entries: the catalog entries of the models to serve, in MODELS order; sockets: where runners listen. */
   constructor(entries: CatalogEntry[], settings: Settings, sockets: Pick<SocketDir, 'socket'>, metrics: Metrics, logger: Logger) {
+    this.#settings = settings;
     this.#aliases = new Map(settings.MODEL_ALIASES);
     this.#defaultModel = settings.DEFAULT_MODEL;
     this.#metrics = metrics;
-    const budget = new LoadBudget({ maxLoaded: settings.MAX_LOADED_MODELS, budgetBytes: settings.MEMORY_BUDGET_MB * 2 ** 20 },
-      () => this.models.map((m) => m.lifecycle));
-    const events = lifecycleEvents(metrics, logger);
-    const paths = new Map(settings.MODELS.map(modelSpec).map((m) => [m.name, m.path && resolve(m.path)]));
-    const preload = this.#preload = new Set(settings.PRELOAD.includes('*') ? entries.map((e) => e.name) : settings.PRELOAD);
-    let index = 0;
-    for (const entry of entries) {
-      const name = entry.name;
-      const runners = settings.MODEL_DEVICE.map((device) => {
-        const runner = new SupervisedRunner(name, device, sockets.socket(index++), settings, logger, paths.get(name));
-        const labels = { model: name, device };
-        metrics.runnerUp.set(labels, 0);
-        metrics.runnerHeldDown.set(labels, 0);
-        runner.on('state', (state) => {
-          metrics.runnerUp.set(labels, state === 'ready' ? 1 : 0);
-          metrics.runnerHeldDown.set(labels, state === 'held_down' ? 1 : 0);
-          if (state === 'starting' && runner.restarts > 0) metrics.runnerRestarts.inc(labels);
-        });
-        return runner;
+    this.#logger = logger;
+    this.#sockets = sockets;
+    // Retiring models count too: their runners hold memory until they stop.
+    this.#budget = new LoadBudget({ maxLoaded: settings.MAX_LOADED_MODELS, budgetBytes: settings.MEMORY_BUDGET_MB * 2 ** 20 },
+      () => [...this.models, ...this.#retiring].map((m) => m.lifecycle));
+    this.#events = lifecycleEvents(metrics, logger);
+    this.#preload = preloadSet(settings, entries);
+    for (const entry of entries) this.#models.set(entry.name, this.#build(entry));
+  }
+
+  /** One model's runners, lifecycle and service, from its entry and the current settings. */
+  #build(entry: CatalogEntry): ModelService {
+    const settings = this.#settings;
+    const metrics = this.#metrics;
+    const name = entry.name;
+    const path = pathOf(settings, name);
+    this.#sources.set(name, sourceOf(settings, entry));
+    const runners = settings.MODEL_DEVICE.map((device) => {
+      const runner = new SupervisedRunner(name, device, this.#sockets.socket(this.#nextSocket++), settings, this.#logger, path);
+      const labels = { model: name, device };
+      metrics.runnerUp.set(labels, 0);
+      metrics.runnerHeldDown.set(labels, 0);
+      runner.on('state', (state) => {
+        metrics.runnerUp.set(labels, state === 'ready' ? 1 : 0);
+        metrics.runnerHeldDown.set(labels, state === 'held_down' ? 1 : 0);
+        if (state === 'starting' && runner.restarts > 0) metrics.runnerRestarts.inc(labels);
       });
-      const lifecycle = new ModelLifecycle(name, runners, {
-        keepAliveS: entry.keep_alive ?? settings.KEEP_ALIVE,
-        loadTimeoutMs: settings.LOAD_TIMEOUT_S * 1000,
-        failureMemoryMs: settings.RUNNER_HOLD_DOWN_S * 1000,
-        estimatedBytes: estimateModelBytes(paths.get(name) ?? join(settings.MODELS_DIR, name)) * runners.length,
-      }, budget, events, preload.has(name));
-      this.#models.set(name, new ModelService(entry, runners, lifecycle, {
-        maxBatchSize: settings.MAX_BATCH_SIZE,
-        maxTextChars: settings.MAX_TEXT_CHARS,
-        autoTruncate: settings.AUTO_TRUNCATE,
-        tokenIdVocabulary: settings.TOKEN_ID_INPUTS,
-      }, settings.EMBEDDING_CACHE_SIZE, {
-        enableBatching: settings.ENABLE_BATCHING,
-        windowMs: settings.BATCH_WINDOW_MS,
-        maxBatchInputs: settings.BATCH_WINDOW_MAX_SIZE,
-        maxBatchTokens: settings.BATCH_WINDOW_MAX_TOKENS,
-        maxConcurrent: settings.MAX_CONCURRENT,
-        maxQueue: settings.MAX_QUEUE_SIZE,
-        queueTimeoutMs: settings.QUEUE_TIMEOUT_MS,
-        perInputTimeoutMs: settings.REQUEST_TIMEOUT_PER_INPUT_MS,
-      }, metrics));
+      return runner;
+    });
+    const lifecycle = new ModelLifecycle(name, runners, {
+      keepAliveS: entry.keep_alive ?? settings.KEEP_ALIVE,
+      loadTimeoutMs: settings.LOAD_TIMEOUT_S * 1000,
+      failureMemoryMs: settings.RUNNER_HOLD_DOWN_S * 1000,
+      estimatedBytes: estimateModelBytes(path ?? join(settings.MODELS_DIR, name)) * runners.length,
+    }, this.#budget, this.#events, this.#preload.has(name));
+    return new ModelService(entry, runners, lifecycle, {
+      maxBatchSize: settings.MAX_BATCH_SIZE,
+      maxTextChars: settings.MAX_TEXT_CHARS,
+      autoTruncate: settings.AUTO_TRUNCATE,
+      tokenIdVocabulary: settings.TOKEN_ID_INPUTS,
+    }, settings.EMBEDDING_CACHE_SIZE, {
+      enableBatching: settings.ENABLE_BATCHING,
+      windowMs: settings.BATCH_WINDOW_MS,
+      maxBatchInputs: settings.BATCH_WINDOW_MAX_SIZE,
+      maxBatchTokens: settings.BATCH_WINDOW_MAX_TOKENS,
+      maxConcurrent: settings.MAX_CONCURRENT,
+      maxQueue: settings.MAX_QUEUE_SIZE,
+      queueTimeoutMs: settings.QUEUE_TIMEOUT_MS,
+      perInputTimeoutMs: settings.REQUEST_TIMEOUT_PER_INPUT_MS,
+    }, metrics);
+  }
+
+  /**
+   * Brings the served models in line with re-read settings and catalog entries (SIGHUP or
+   * POST /admin/reload). New models are added, and loaded if PRELOAD names them. Models no longer
+   * named, or whose entry, folder or keep-alive changed, leave the list at once, so new requests
+   * go to their replacement or get a 404; each finishes the requests that hold it, then stops.
+   * Only the model settings (RELOADED) change; the rest keep their values until a restart.
+   */
+  async reload(entries: CatalogEntry[], next: Settings): Promise<ReloadResult> {
+    const settings: Settings = { ...this.#settings };
+    for (const key of RELOADED) (settings as Record<string, unknown>)[key] = next[key];
+    this.#settings = settings;
+    const result: ReloadResult = { added: [], removed: [], replaced: [] };
+    const old = this.#models;
+    const models = new Map<string, ModelService>();
+    this.#preload = preloadSet(settings, entries);
+    for (const entry of entries) {
+      const current = old.get(entry.name);
+      if (current && this.#sources.get(entry.name) === sourceOf(settings, entry)) {
+        models.set(entry.name, current);
+        continue;
+      }
+      (current ? result.replaced : result.added).push(entry.name);
+      models.set(entry.name, this.#build(entry));
     }
+    for (const [name, service] of old) {
+      if (models.get(name) === service) continue;
+      if (!models.has(name)) result.removed.push(name);
+      this.#retire(service);
+    }
+    this.#models = models;
+    this.#aliases = new Map(settings.MODEL_ALIASES);
+    this.#defaultModel = settings.DEFAULT_MODEL;
+    // Preloaded newcomers start now; one that cannot start is logged and answers 503, as a
+    // crashed runner would, and the reload still counts as done.
+    const starting = result.added.concat(result.replaced).filter((n) => this.#preload.has(n));
+    const started = await Promise.allSettled(starting.map((n) => models.get(n)!.lifecycle.boot()));
+    started.forEach((s, i) => {
+      if (s.status === 'rejected') this.#logger.error({ model: starting[i], err: (s.reason as Error).message }, 'runner_start_failed');
+    });
+    return result;
+  }
+
+  /** Stops a model once no request holds it; until then it finishes what it has. */
+  #retire(service: ModelService): void {
+    this.#retiring.add(service);
+    const lifecycle = service.lifecycle;
+    const stop = async () => {
+      while (lifecycle.busy) await new Promise((r) => setTimeout(r, 100));
+      await Promise.all(service.runners.map((r) => r.stop()));
+      this.#retiring.delete(service);
+      this.#logger.info({ model: service.name }, 'model_retired');
+    };
+    void stop();
   }
 
   /** All served models, in the order MODELS named them. */
@@ -145,9 +229,9 @@ export class ModelRegistry {
     for (const m of this.models) this.#metrics.modelMemory.set({ model: m.name }, m.lifecycle.residentBytes());
   }
 
-  /** Stops every runner. */
+  /** Stops every runner, retiring models' included. */
   async stop(): Promise<void> {
-    await Promise.all(this.models.flatMap((m) => m.runners.map((r) => r.stop())));
+    await Promise.all([...this.models, ...this.#retiring].flatMap((m) => m.runners.map((r) => r.stop())));
   }
 }
 
@@ -168,4 +252,20 @@ function lifecycleEvents(metrics: Metrics, logger: Logger): LifecycleEvents {
       logger.info({ model, reason }, 'model_unloaded');
     },
   };
+}
+
+/** The models PRELOAD names, `*` being all of them. */
+function preloadSet(settings: Settings, entries: CatalogEntry[]): Set<string> {
+  return new Set(settings.PRELOAD.includes('*') ? entries.map((e) => e.name) : settings.PRELOAD);
+}
+
+/** The absolute folder of a model served from a folder of its own (MODELS=name=folder). */
+function pathOf(settings: Settings, name: string): string | undefined {
+  const path = settings.MODELS.map(modelSpec).find((m) => m.name === name)?.path;
+  return path && resolve(path);
+}
+
+/** Everything a model is built from that a reload may change. */
+function sourceOf(settings: Settings, entry: CatalogEntry): string {
+  return JSON.stringify({ entry, path: pathOf(settings, entry.name), keepAlive: settings.KEEP_ALIVE });
 }

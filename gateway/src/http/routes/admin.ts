@@ -5,8 +5,8 @@ import { parseOrThrow } from '../validate.ts';
 import { describeModel } from './models.ts';
 
 /**
- * Operators' control of what is loaded: load, unload and pin a model by name or alias. Each
- * answers the model as /v1/models lists it. Protected by ADMIN_API_KEY, or API_KEY when that
+ * Operators' control of what is loaded: load, unload and pin a model by name or alias, each
+ * answering the model as /v1/models lists it, and reload the model settings (as SIGHUP does). Protected by ADMIN_API_KEY, or API_KEY when that
  * is the only key set (see auth.ts).
  */
 export default async function adminRoutes(app: FastifyInstance): Promise<void> {
@@ -27,6 +27,17 @@ export default async function adminRoutes(app: FastifyInstance): Promise<void> {
     }
     await m.lifecycle.unload('admin');
     return describeModel(m.name, m, null);
+  });
+
+  // The model settings and the catalog, read again from the environment, .env and MODEL_CONFIG.
+  app.post('/admin/reload', async () => {
+    if (!app.reload) throw new ApiError('not_found', 'This server cannot reload its models.', { code: 'not_found' });
+    try {
+      return await app.reload();
+    } catch (err) {
+      if (err instanceof ApiError) throw err;
+      throw new ApiError('validation', `Nothing changed: ${(err as Error).message}`, { code: 'invalid_config' });
+    }
   });
 
   // A pinned model is never unloaded for idleness or for room; `{"pinned": false}` unpins.

@@ -127,6 +127,8 @@ describe('models loaded on demand under MAX_LOADED_MODELS=2', () => {
     expect(busy.body.error).toMatchObject({ code: 'model_busy' });
     expect((await long).status).toBe(200);
     expect((await admin(MODEL, 'unload')).body).toMatchObject({ state: 'unloaded', resident_memory_bytes: 0 });
+    // A preloaded model stopped on purpose loads again on demand: the server stays ready.
+    expect((await fetch(`${server.url}/health`)).status).toBe(200);
     expect((await admin(MODEL, 'load')).body).toMatchObject({ state: 'ready' });
     expect((await admin(MODEL, 'pin')).body).toMatchObject({ pinned: true });
     // Two other models come and go around it; the pinned one is never the one stopped.

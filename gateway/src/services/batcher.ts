@@ -253,8 +253,8 @@ export class Batcher {
       if (job.spec.key !== head.spec.key) continue;
       const left = job.order.length - job.next;
       if (job !== head) {
-        // Others join only whole: a request split across calls would wait, between its parts,
-        // behind requests that arrived after it started (see #start).
+        // Others join only whole: a request that fits in one call is answered by one call,
+        // rather than wait for other calls between its parts.
         if (left > inputs || job.pendingTokens > tokens) {
           full = true;
           continue;

@@ -138,7 +138,7 @@ export class ModelLifecycle {
     return this.#opts.keepAliveS;
   }
 
-  /** Resident memory of the model's runner processes now; 0 when none runs. */
+  /** Resident memory of the model's runner processes now (0 when none runs); the peak is remembered for expectedBytes. */
   residentBytes(): number {
     let total = 0;
     for (const r of this.runners) total += (r.pid !== undefined ? residentBytes(r.pid) : undefined) ?? 0;

@@ -206,9 +206,16 @@ export class ModelRegistry {
     return this.models.filter((m) => this.#preload.has(m.name));
   }
 
-  /** True when every runner of every preloaded model is ready: the server is ready to serve. */
+  /**
+   * True when the server is ready to serve: every runner of every preloaded model is ready, or
+   * the model was stopped on purpose (idle or for room) and loads again on its next request. A
+   * preloaded model still starting, restarting after a crash, or failed is not ready.
+   */
   get allReady(): boolean {
-    return this.preloaded.every((m) => m.runners.every((r) => r.state === 'ready'));
+    return this.preloaded.every((m) => {
+      const state = m.lifecycle.state;
+      return state === 'unloaded' || state === 'unloading' || m.runners.every((r) => r.state === 'ready');
+    });
   }
 
   /**

@@ -17,11 +17,13 @@ import sys  # noqa: E402
 import threading  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import torch  # noqa: E402
+
 from .catalog import load_catalog
+from .detect import local_entry
 from .device import resolve_device
 from .errors import ConfigError
 from .fidelity import Thresholds
-from .detect import local_entry
 from .loader import load_handler
 from .logs import JsonLogger
 from .precision import apply_precision, default_threads
@@ -41,6 +43,8 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--device", default="auto", help="auto, cpu, mps, cuda or cuda:N")
     p.add_argument("--socket", required=True, help="gRPC address, e.g. unix:///tmp/r.sock")
     p.add_argument("--workers", type=int, default=2, help="forward passes that may run at once")
+    p.add_argument("--threads", type=int, default=0,
+                   help="compute threads (PyTorch and OpenVINO); 0: PyTorch's default, one per core")
     p.add_argument("--max-batch-tokens", type=int, default=16384,
                    help="padded tokens allowed in one forward pass")
     p.add_argument("--warmup", choices=("on", "off"), default="on")
@@ -83,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     logger = JsonLogger(args.log_level, model=args.model)
     if args.exit_with_stdin:
         _exit_when_stdin_closes(args.socket)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     try:
         secret = take_secret()
         folder = Path(args.model_path).resolve() if args.model_path else None

@@ -96,6 +96,12 @@ export const settingsSchema = z.object({
   FIDELITY_MIN_WORST_COSINE: z.coerce.number().min(0).max(1).default(0.995),
   /** Fidelity gate: the least share of each query's top 10 documents that fp32 also ranks in its top 10. */
   FIDELITY_MIN_TOP10_OVERLAP: z.coerce.number().min(0).max(1).default(0.95),
+  /**
+   * Compute threads per runner (PyTorch and OpenVINO); 0 is PyTorch's default, one per core. With
+   * several models busy at once on a small CPU, splitting the cores between them avoids
+   * oversubscription; see the README's measurement.
+   */
+  RUNNER_THREADS: int(0, 1024).default(0),
   /** Forward passes in flight per runner; also the runner's worker threads. 1–2 suits one GPU or a small CPU. */
   MAX_CONCURRENT: int(1, 64).default(2),
   /** Requests that may wait per model for a free runner before new ones get 429. */

@@ -29,7 +29,7 @@ export type RunnerState = 'starting' | 'ready' | 'down' | 'held_down' | 'stopped
 
 /** The runner settings the supervisor passes on; a subset of the gateway's settings. */
 export type RunnerSettings = Pick<Settings,
-  'MODEL_CONFIG' | 'MODELS_DIR' | 'MAX_CONCURRENT' | 'MAX_BATCH_TOKENS' | 'ENABLE_WARMUP' |
+  'MODEL_CONFIG' | 'MODELS_DIR' | 'MAX_CONCURRENT' | 'RUNNER_THREADS' | 'MAX_BATCH_TOKENS' | 'ENABLE_WARMUP' |
   'WARMUP_BATCH_SIZE' | 'WARMUP_STEPS' | 'RUNNER_PYTHON' | 'RUNNER_STARTUP_TIMEOUT_S' | 'RUNNER_CALL_TIMEOUT_S' |
   'RUNNER_RESTART_LIMIT' | 'RUNNER_HOLD_DOWN_S' | 'LOG_LEVEL' | 'PRECISION' | 'FIDELITY_MIN_MEAN_COSINE' |
   'FIDELITY_MIN_WORST_COSINE' | 'FIDELITY_MIN_TOP10_OVERLAP'>;
@@ -169,6 +169,7 @@ export class SupervisedRunner extends EventEmitter<{ state: [RunnerState] }> {
       '--device', device,
       '--socket', `unix://${this.#socket}`,
       '--workers', String(s.MAX_CONCURRENT),
+      '--threads', String(s.RUNNER_THREADS),
       '--max-batch-tokens', String(s.MAX_BATCH_TOKENS),
       '--warmup', s.ENABLE_WARMUP ? 'on' : 'off',
       '--warmup-batch-size', String(s.WARMUP_BATCH_SIZE),

@@ -6,8 +6,8 @@ import { describeModel } from './models.ts';
 
 /**
  * Operators' control of what is loaded: load, unload and pin a model by name or alias, each
- * answering the model as /v1/models lists it, and reload the model settings (as SIGHUP does). Protected by ADMIN_API_KEY, or API_KEY when that
- * is the only key set (see auth.ts).
+ * answering the model as /v1/models lists it, and reload the model settings (as SIGHUP does).
+ * Protected by ADMIN_API_KEY, or by API_KEY when that is the only key set (see auth.ts).
  */
 export default async function adminRoutes(app: FastifyInstance): Promise<void> {
   const model = (request: FastifyRequest) => app.registry.get((request.params as { model: string }).model);

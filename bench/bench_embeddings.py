@@ -83,8 +83,8 @@ class Client:
         u = urlparse(url)
         self.conn = http.client.HTTPConnection(u.hostname, u.port, timeout=120)
 
-    def embed(self, texts: list[str]) -> float:
-        body = json.dumps({"model": MODEL, "input": texts, "encoding_format": "base64"})
+    def embed(self, texts: list[str], model: str = MODEL) -> float:
+        body = json.dumps({"model": model, "input": texts, "encoding_format": "base64"})
         t = time.perf_counter()
         self.conn.request("POST", "/v1/embeddings", body, {"content-type": "application/json"})
         res = self.conn.getresponse()

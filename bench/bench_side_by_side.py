@@ -16,7 +16,6 @@ measurement, not a test.
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import statistics
 import sys
@@ -27,13 +26,7 @@ from bench_embeddings import MODEL, ROOT, Client, corpus, start_server
 
 
 def one_request(url: str, model: str, texts: list[str]) -> None:
-    client = Client(url)
-    body = json.dumps({"model": model, "input": texts, "encoding_format": "base64"})
-    client.conn.request("POST", "/v1/embeddings", body, {"content-type": "application/json"})
-    res = client.conn.getresponse()
-    res.read()
-    if res.status != 200:
-        raise RuntimeError(f"{model}: HTTP {res.status}")
+    Client(url).embed(texts, model)
 
 
 def main() -> int:

@@ -38,7 +38,7 @@ function setup(names: string[], opts: { keepAliveS?: number; maxLoaded?: number;
     const runner = new FakeRunner();
     runners.set(name, runner);
     lifecycles.push(new ModelLifecycle(name, [runner], {
-      keepAliveS: opts.keepAliveS ?? -1, loadTimeoutMs: 1_000, failureMemoryMs: 60_000, estimatedBytes: (opts.estimatedMb ?? 500) * 2 ** 20,
+      keepAliveS: opts.keepAliveS ?? -1, loadTimeoutMs: 1_000, failureMemoryMs: 60_000, estimatedBytes: () => (opts.estimatedMb ?? 500) * 2 ** 20,
     }, budget, {
       loaded: (model) => events.push(`loaded ${model}`),
       loadFailed: (model) => events.push(`failed ${model}`),

@@ -31,8 +31,11 @@ export interface LifecycleOptions {
   loadTimeoutMs: number;
   /** How long a failed load is remembered: requests in that time fail at once with its reason. */
   failureMemoryMs: number;
-  /** Expected resident bytes before the first load has been measured (see estimateModelBytes). */
-  estimatedBytes: number;
+  /**
+   * Expected resident bytes before the first load has been measured (see estimateModelBytes);
+   * asked only when a budget needs it, so a server without one never walks the weight folders.
+   */
+  estimatedBytes: () => number;
 }
 
 /**
@@ -59,6 +62,7 @@ export class ModelLifecycle {
   #active = 0;
   #lastUsed: number | undefined;
   #peakBytes: number | undefined;
+  #estimate: number | undefined;
   #idleTimer: NodeJS.Timeout | undefined;
   #pinned = false;
 
@@ -148,7 +152,7 @@ export class ModelLifecycle {
 
   /** What the model takes once loaded: the most it was seen to take, else the estimate. */
   expectedBytes(): number {
-    return this.#peakBytes ?? this.#opts.estimatedBytes;
+    return this.#peakBytes ?? (this.#estimate ??= this.#opts.estimatedBytes());
   }
 
   /**

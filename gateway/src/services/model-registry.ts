@@ -77,7 +77,7 @@ export class ModelRegistry {
       keepAliveS: entry.keep_alive ?? settings.KEEP_ALIVE,
       loadTimeoutMs: settings.LOAD_TIMEOUT_S * 1000,
       failureMemoryMs: settings.RUNNER_HOLD_DOWN_S * 1000,
-      estimatedBytes: estimateModelBytes(path ?? join(settings.MODELS_DIR, name)) * runners.length,
+      estimatedBytes: () => estimateModelBytes(path ?? join(settings.MODELS_DIR, name)) * runners.length,
     }, this.#budget, this.#events, this.#preload.has(name));
     return new ModelService(entry, runners, lifecycle, {
       maxBatchSize: settings.MAX_BATCH_SIZE,

@@ -19,6 +19,7 @@ from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 
+from . import compute_threads
 from .catalog import load_catalog
 from .detect import local_entry
 from .device import resolve_device
@@ -26,7 +27,7 @@ from .errors import ConfigError
 from .fidelity import Thresholds
 from .loader import load_handler
 from .logs import JsonLogger
-from .precision import apply_precision, default_threads
+from .precision import apply_precision
 from .server import ServeOptions, remove_socket, serve
 
 #: The environment variable through which the gateway hands a runner its secret.
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         limits = Thresholds(args.fidelity_min_mean_cosine, args.fidelity_min_worst_cosine,
                             args.fidelity_min_top10_overlap)
         report = apply_precision(handler, args.model, args.precision or entry.precision, limits,
-                                 default_threads(), lambda step: logger.info("precision_step", step=step))
+                                 compute_threads.alone(), lambda step: logger.info("precision_step", step=step))
     except ConfigError as exc:
         # stderr, not the JSON log: the supervisor shows it verbatim when startup fails.
         print(f"runner: {exc}", file=sys.stderr)

@@ -197,8 +197,3 @@ def _remember(path: Path, choice: str, why: str) -> None:
         staging.replace(path)
     except OSError:
         pass
-
-
-def default_threads() -> int:
-    """The threads PyTorch was given for this runner, which the int8 backend then uses too."""
-    return torch.get_num_threads()

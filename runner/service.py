@@ -8,6 +8,7 @@ from typing import Callable
 import grpc
 import numpy as np
 
+from . import compute_threads
 from ._proto import runner_pb2, runner_pb2_grpc
 from .errors import InputFailure, RunnerError
 from .handlers.base import EmbedOptions, Handler
@@ -29,6 +30,7 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
         self._device = device
         self._handler = handler
         self._logger = logger
+        self._threads = compute_threads.alone()
 
     def Embed(self, request, context):
         opts = EmbedOptions(prompt_name=request.prompt_name or None, dimensions=request.dimensions or None,
@@ -76,11 +78,15 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
 
     def _call(self, context, inputs: int, work: Callable):
         """Runs work, logs computed batches, and turns errors into gRPC statuses (no internals)."""
+        metadata = dict(context.invocation_metadata())
         # A batch may hold several requests; the gateway sends their ids comma-separated.
-        request_id = dict(context.invocation_metadata()).get("x-request-id", "")
+        request_id = metadata.get("x-request-id", "")
+        asked = metadata.get("x-compute-threads", "")
+        threads = int(asked) if asked.isdigit() else 0  # 0: as the previous call left them
         started = time.perf_counter()
         try:
-            out = work()
+            with compute_threads.requested_for_call(threads):
+                out = work()
         except RunnerError as exc:
             context.abort(exc.code, str(exc))
         except Exception:
@@ -89,7 +95,8 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
         elapsed = time.perf_counter() - started
         if hasattr(out, "token_counts"):
             self._logger.info("batch_done", request_id=request_id, inputs=inputs, failed=len(out.errors),
-                              tokens=sum(out.token_counts), compute_ms=round(elapsed * 1000, 3))
+                              tokens=sum(out.token_counts), compute_ms=round(elapsed * 1000, 3),
+                              threads=threads)
         return out, elapsed
 
     def Tokenize(self, request, context):
@@ -118,6 +125,7 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
             pooling=h.pooling,
             labels=list(h.labels),
             **_precision_fields(h.precision),
+            compute_threads=self._threads,
             prompt_names=list(h.prompt_names),
             matryoshka_dims=list(h.matryoshka_dims),
             score_activation=h.score_activation if "rerank" in h.capabilities else "",

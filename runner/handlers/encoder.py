@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import torch
 
+from .. import compute_threads
 from ..errors import EMPTY_INPUT, INVALID_TOKEN_IDS, ConfigError, InputFailure, InvalidInput, too_long
 from .base import (DetokenizeOutput, EmbedOptions, Handler, Inputs, LoadContext, MultiVectorOutput, Token,
                    TokenizeOutput)
@@ -206,7 +207,10 @@ class EncoderHandler(Handler):
         tok = self.tokenizer()
         padded = [self._pad(bucket, batch, tok.pad_token_id, tok.padding_side) for bucket in buckets]
 
+        threads = compute_threads.requested()
+
         def compute() -> list[Any]:
+            compute_threads.apply(threads)
             with torch.inference_mode():
                 for bucket, features in zip(buckets, padded):
                     for row, value in zip(bucket, forward(features)):

@@ -38,7 +38,7 @@ describe('runner transport', () => {
     const stranger = new RunnerClient('m', `unix://${socket}`, 'not-the-secret', 5_000);
     const err = await stranger.info().catch((e: Error) => e);
     expect((err as Error & { cause: ServiceError }).cause.code).toBe(status.UNAUTHENTICATED);
-    await expect(stranger.embed(['sneak in'], { kind: 'DENSE' }, ['x'])).rejects.toMatchObject({ kind: 'internal' });
+    await expect(stranger.embed(['sneak in'], { kind: 'DENSE' }, { requestIds: ['x'], threads: 0 })).rejects.toMatchObject({ kind: 'internal' });
     expect(await stranger.isServing()).toBe(false);
     stranger.close();
   });

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from runner import compute_threads
 from runner.catalog import CatalogEntry
 from runner.handlers.base import EmbedOptions, LoadContext
 from runner.handlers.sentence_transformer import SentenceTransformerHandler
@@ -72,6 +73,24 @@ def test_catalog_max_tokens_caps_the_model_limit(minilm_dir):
     capped = make_handler(minilm_dir, max_tokens=16)
     assert capped.max_tokens == 16
     assert capped.embed(TEXTS, EmbedOptions()).token_counts[4] == 16
+
+
+def test_forward_passes_use_the_threads_the_call_asked_for(handler):
+    def compute_thread_count() -> int:
+        return handler._compute.submit(torch.get_num_threads).result()
+
+    alone = compute_threads.alone()
+    try:
+        with compute_threads.requested_for_call(1):
+            handler.embed(["one thread"], EmbedOptions())
+        assert compute_thread_count() == 1
+        handler.embed(["no request leaves it"], EmbedOptions())
+        assert compute_thread_count() == 1
+        with compute_threads.requested_for_call(alone):
+            handler.embed(["all of them again"], EmbedOptions())
+        assert compute_thread_count() == alone
+    finally:
+        handler._compute.submit(torch.set_num_threads, alone).result()
 
 
 def test_safe_from_several_threads(handler):

@@ -15,6 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 import pytest
 import torch
 
+from runner import compute_threads
 from runner._proto import runner_pb2, runner_pb2_grpc
 from runner.errors import InputFailure, InvalidInput
 from runner.handlers.base import (DetokenizeOutput, EmbedOutput, Handler, MultiVectorOutput, ScoreOutput,
@@ -66,6 +67,7 @@ class FakeHandler(Handler):
     def embed(self, texts, opts):
         self.threads.add(threading.get_ident())
         self.calls += 1
+        self.compute_threads = compute_threads.requested()
         if texts == ["boom"]:
             raise RuntimeError("secret internal detail")
         if texts == ["bad"]:
@@ -147,6 +149,17 @@ def test_info(tmp_path, capsys):
     reply = call(tmp_path, capsys, lambda stub: stub.Info(runner_pb2.InfoRequest()))
     assert (reply.id, reply.dimensions, reply.max_tokens, reply.device, reply.dtype) == ("fake", 3, 8, "cpu", "float32")
     assert list(reply.capabilities) == ["text-embedding"]
+    assert reply.compute_threads == torch.get_num_threads()
+
+
+def test_a_call_asks_for_the_threads_its_metadata_names_and_only_that_call(tmp_path):
+    handler = FakeHandler()
+    with serving(tmp_path, handler, workers=1) as address, channel(address) as ch:
+        stub = runner_pb2_grpc.RunnerStub(ch)
+        stub.Embed(runner_pb2.EmbedRequest(texts=["a"]), metadata=[("x-compute-threads", "3")])
+        assert handler.compute_threads == 3
+        stub.Embed(runner_pb2.EmbedRequest(texts=["a"]))
+        assert handler.compute_threads == 0
 
 
 @pytest.mark.parametrize("text, code, detail", [

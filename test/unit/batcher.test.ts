@@ -2,6 +2,8 @@ import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { ApiError, InputError } from '../../gateway/src/errors.ts';
 import { createMetrics } from '../../gateway/src/metrics/metrics.ts';
+import type { CallMeta } from '../../gateway/src/runners/runner-client.ts';
+import { CpuShare } from '../../gateway/src/services/cpu-share.ts';
 import { Batcher, type BatcherOptions, type CallResult, type CallSpec, type RunnerHandle } from '../../gateway/src/services/batcher.ts';
 
 /**
@@ -16,6 +18,9 @@ class FakeRunner extends EventEmitter {
   autoFinish = true;
   callMs = 5;
   servedCalls = 0;
+  info: { device: string; compute_threads: number } | undefined;
+  /** The thread count each call was sent with. */
+  threads: number[] = [];
 
   served(): void {
     this.servedCalls += 1;
@@ -23,8 +28,9 @@ class FakeRunner extends EventEmitter {
 
   get client() {
     return {
-      compute: (texts: string[]) => new Promise<CallResult<Buffer>>((resolve, reject) => {
+      compute: (texts: string[], meta: CallMeta) => new Promise<CallResult<Buffer>>((resolve, reject) => {
         this.calls.push(texts);
+        this.threads.push(meta.threads);
         const items = texts.map((t) => {
           const row = Buffer.alloc(8);
           row.writeFloatLE(t.length, 0);
@@ -52,7 +58,7 @@ class FakeRunner extends EventEmitter {
 type FakeClient = FakeRunner['client'];
 const spec = (key: string): CallSpec<Buffer> => ({
   key,
-  run: (client, inputs) => (client as unknown as FakeClient).compute(inputs),
+  run: (client, inputs, meta) => (client as unknown as FakeClient).compute(inputs, meta),
 });
 const SPEC = spec('dense');
 
@@ -70,6 +76,40 @@ function setup(opts: Partial<BatcherOptions> = {}) {
 const firstFloat = (row: Buffer) => row.readFloatLE(0);
 
 describe('Batcher', () => {
+  it('splits the cores between the CPU runners computing at once, and gives them back to one alone', async () => {
+    const share = new CpuShare();
+    const a = setup({ cpuShare: share });
+    const b = setup({ cpuShare: share });
+    const gpu = setup({ cpuShare: share });
+    a.runner.info = b.runner.info = { device: 'cpu', compute_threads: 4 };
+    gpu.runner.info = { device: 'cuda:0', compute_threads: 4 };
+    for (const x of [a, b, gpu]) x.runner.autoFinish = false;
+    const onGpu = gpu.batcher.submit(['g'], SPEC, 'g'); // a GPU runner neither gets a count nor counts
+    const a1 = a.batcher.submit(['a1'], SPEC, 'a1'); // alone on the CPU: all 4
+    const b1 = b.batcher.submit(['b1'], SPEC, 'b1'); // a is busy: half each
+    a.runner.finishAll();
+    await a1;
+    const a2 = a.batcher.submit(['a2'], SPEC, 'a2'); // b still busy
+    b.runner.finishAll();
+    await b1;
+    a.runner.finishAll();
+    await a2;
+    const a3 = a.batcher.submit(['a3'], SPEC, 'a3'); // alone again
+    a.runner.finishAll();
+    gpu.runner.finishAll();
+    await Promise.all([a3, onGpu]);
+    expect(a.runner.threads).toEqual([4, 2, 4]);
+    expect(b.runner.threads).toEqual([2]);
+    expect(gpu.runner.threads).toEqual([0]);
+  });
+
+  it('sends no thread count without a share (RUNNER_THREADS set)', async () => {
+    const { runner, batcher } = setup();
+    runner.info = { device: 'cpu', compute_threads: 4 };
+    await batcher.submit(['x'], SPEC, 'x');
+    expect(runner.threads).toEqual([0]);
+  });
+
   it('coalesces concurrent requests into fewer runner calls, each answer its own rows in order', async () => {
     const { runner, batcher } = setup();
     const texts = Array.from({ length: 12 }, (_, i) => 'x'.repeat(i + 1));

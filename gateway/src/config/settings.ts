@@ -97,9 +97,9 @@ export const settingsSchema = z.object({
   /** Fidelity gate: the least share of each query's top 10 documents that fp32 also ranks in its top 10. */
   FIDELITY_MIN_TOP10_OVERLAP: z.coerce.number().min(0).max(1).default(0.95),
   /**
-   * Compute threads per runner (PyTorch and OpenVINO); 0 is PyTorch's default, one per core. With
-   * several models busy at once on a small CPU, splitting the cores between them avoids
-   * oversubscription; see the README's measurement.
+   * Compute threads per runner (PyTorch and OpenVINO). 0: one per core while a runner computes
+   * alone, split between the CPU runners computing at once (services/cpu-share.ts), since a thread
+   * per core each oversubscribes the cores. A number fixes it for every runner.
    */
   RUNNER_THREADS: int(0, 1024).default(0),
   /** Forward passes in flight per runner; also the runner's worker threads. 1–2 suits one GPU or a small CPU. */

@@ -36,6 +36,14 @@ export type RerankCallOptions = Omit<RerankRequest, 'query' | 'documents'>;
 /** Classify's options, as the proto names them. */
 export type ClassifyCallOptions = Omit<ClassifyRequest, 'inputs'>;
 
+/** What travels with a computing call besides its inputs, as gRPC metadata. */
+export interface CallMeta {
+  /** Request ids of the batch, so that runner logs can name them. */
+  requestIds: string[];
+  /** CPU threads the call's forward passes may use (see cpu-share.ts); 0 leaves the runner's count alone. */
+  threads: number;
+}
+
 const MAX_MESSAGE = 256 * 1024 * 1024;
 
 /**
@@ -66,31 +74,28 @@ export class RunnerClient {
     this.#health = new HealthClientCtor(address, grpc.credentials.createInsecure(), options);
   }
 
-  /**
-   * Embeds texts, or sequences of the model's own token ids; the request ids travel as
-   * metadata so runner logs can name them.
-   */
-  embed(inputs: string[] | number[][], options: EmbedCallOptions, requestIds: string[]): Promise<EmbedReply> {
+  /** Embeds texts, or sequences of the model's own token ids. */
+  embed(inputs: string[] | number[][], options: EmbedCallOptions, meta: CallMeta): Promise<EmbedReply> {
     const payload = typeof inputs[0] === 'string' ? { texts: inputs as string[] } : { token_ids: (inputs as number[][]).map((ids) => ({ ids })) };
     return new Promise((resolve, reject) => {
-      this.#runner.Embed({ ...payload, ...options }, this.#metadata(requestIds), this.#deadline(), (err, reply) =>
+      this.#runner.Embed({ ...payload, ...options }, this.#metadata(meta), this.#deadline(), (err, reply) =>
         err ? reject(fromGrpcError(err, this.#model)) : resolve(reply!));
     });
   }
 
   /** Scores documents against a query. */
-  rerank(query: string, documents: string[], options: RerankCallOptions, requestIds: string[]): Promise<RerankReply> {
+  rerank(query: string, documents: string[], options: RerankCallOptions, meta: CallMeta): Promise<RerankReply> {
     return new Promise((resolve, reject) => {
-      this.#runner.Rerank({ query, documents, ...options }, this.#metadata(requestIds), this.#deadline(), (err, reply) =>
+      this.#runner.Rerank({ query, documents, ...options }, this.#metadata(meta), this.#deadline(), (err, reply) =>
         err ? reject(fromGrpcError(err, this.#model)) : resolve(reply!));
     });
   }
 
   /** Scores every label of a classifier for each text or (text, text_pair) pair. */
-  classify(inputs: ClassifyText[], options: ClassifyCallOptions, requestIds: string[]): Promise<ClassifyReply> {
+  classify(inputs: ClassifyText[], options: ClassifyCallOptions, meta: CallMeta): Promise<ClassifyReply> {
     const payload = inputs.map((x) => (typeof x === 'string' ? { text: x } : { text: x[0], text_pair: x[1] }));
     return new Promise((resolve, reject) => {
-      this.#runner.Classify({ inputs: payload, ...options }, this.#metadata(requestIds), this.#deadline(), (err, reply) =>
+      this.#runner.Classify({ inputs: payload, ...options }, this.#metadata(meta), this.#deadline(), (err, reply) =>
         err ? reject(fromGrpcError(err, this.#model)) : resolve(reply!));
     });
   }
@@ -133,11 +138,12 @@ export class RunnerClient {
     return { deadline: Date.now() + this.#callTimeoutMs };
   }
 
-  /** The secret, and the request ids of a batch so that runner logs can name them. */
-  #metadata(requestIds: string[] = []): grpc.Metadata {
+  /** The secret, and what a computing call carries besides its inputs. */
+  #metadata(meta?: CallMeta): grpc.Metadata {
     const metadata = new grpc.Metadata();
     metadata.set('authorization', `Bearer ${this.#secret}`);
-    if (requestIds.length > 0) metadata.set('x-request-id', requestIds.join(','));
+    if (meta?.requestIds.length) metadata.set('x-request-id', meta.requestIds.join(','));
+    if (meta?.threads) metadata.set('x-compute-threads', String(meta.threads));
     return metadata;
   }
 

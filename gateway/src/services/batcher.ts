@@ -1,7 +1,8 @@
 import { ApiError, InputError } from '../errors.ts';
 import type { Metrics } from '../metrics/metrics.ts';
-import type { RunnerClient } from '../runners/runner-client.ts';
+import type { CallMeta, RunnerClient } from '../runners/runner-client.ts';
 import type { SupervisedRunner } from '../runners/supervisor.ts';
+import type { CpuShare } from './cpu-share.ts';
 import { estimateTokens } from './token-estimate.ts';
 
 /** An input of a runner call that the runner could not process; `row` is its position in the call. */
@@ -26,11 +27,11 @@ export interface CallResult<T> {
  */
 export interface CallSpec<T, I = string> {
   key: string;
-  run(client: RunnerClient, inputs: I[], requestIds: string[]): Promise<CallResult<T>>;
+  run(client: RunnerClient, inputs: I[], meta: CallMeta): Promise<CallResult<T>>;
 }
 
 /** What the batcher needs of a runner; SupervisedRunner is the real one. */
-export type RunnerHandle = Pick<SupervisedRunner, 'state' | 'client' | 'on' | 'served'>;
+export type RunnerHandle = Pick<SupervisedRunner, 'state' | 'client' | 'on' | 'served' | 'info'>;
 
 /** The knobs of one model's batcher, taken from the settings. */
 export interface BatcherOptions {
@@ -45,6 +46,8 @@ export interface BatcherOptions {
   queueTimeoutMs: number;
   /** Once started, a request has queueTimeoutMs plus this much per input to finish. */
   perInputTimeoutMs: number;
+  /** Shares the cores between every model's CPU runners; absent when RUNNER_THREADS fixes the threads. */
+  cpuShare?: CpuShare;
 }
 
 /** Computed inputs of one request, aligned with the inputs it submitted. */
@@ -340,11 +343,15 @@ export class Batcher {
   async #dispatch(runner: RunnerHandle, slices: Slice[]): Promise<void> {
     const client = runner.client!;
     const inputs = slices.flatMap((s) => s.rows.map((i) => s.job.inputs[i]));
-    const ids = [...new Set(slices.map((s) => s.job.requestId))];
+    const requestIds = [...new Set(slices.map((s) => s.job.requestId))];
     this.#inflight.set(runner, this.#inflight.get(runner)! + 1);
+    // Only CPU runners share cores; a GPU runner's threads only feed its device.
+    const alone = runner.info?.device === 'cpu' ? runner.info.compute_threads : 0;
+    const share = alone > 0 ? this.#opts.cpuShare : undefined;
+    const threads = share?.begin(runner, alone) ?? 0;
     const started = performance.now();
     try {
-      const reply = await slices[0]!.job.spec.run(client, inputs, ids);
+      const reply = await slices[0]!.job.spec.run(client, inputs, { requestIds, threads });
       runner.served();
       const elapsedMs = performance.now() - started;
       this.#record(reply, elapsedMs, inputs.length, 'ok');
@@ -359,6 +366,7 @@ export class Batcher {
         for (const job of jobs) this.#fail(job, err as Error);
       }
     } finally {
+      share?.end(runner);
       this.#inflight.set(runner, this.#inflight.get(runner)! - 1);
       this.#pump();
     }

@@ -35,8 +35,8 @@ function counts(reply: EmbedReply): Omit<CallResult<unknown>, 'items'> {
 export function denseSpec(options: Omit<EmbedCallOptions, 'kind'>, inputKind: InputKind): CallSpec<Buffer, EmbedInput> {
   return {
     key: keyOf(`dense:${inputKind}`, options),
-    async run(client, inputs, ids) {
-      const reply = await client.embed(inputs as string[] | number[][], { ...options, kind: 'DENSE' }, ids);
+    async run(client, inputs, meta) {
+      const reply = await client.embed(inputs as string[] | number[][], { ...options, kind: 'DENSE' }, meta);
       const width = reply.dimensions * 4;
       const items = inputs.map((_, i) => reply.vectors.subarray(i * width, (i + 1) * width));
       return { ...counts(reply), items };
@@ -48,8 +48,8 @@ export function denseSpec(options: Omit<EmbedCallOptions, 'kind'>, inputKind: In
 export function sparseSpec(options: Omit<EmbedCallOptions, 'kind' | 'dimensions'>, inputKind: InputKind): CallSpec<SparseItem, EmbedInput> {
   return {
     key: keyOf(`sparse:${inputKind}`, options),
-    async run(client, inputs, ids) {
-      const reply = await client.embed(inputs as string[] | number[][], { ...options, kind: 'SPARSE' }, ids);
+    async run(client, inputs, meta) {
+      const reply = await client.embed(inputs as string[] | number[][], { ...options, kind: 'SPARSE' }, meta);
       return { ...counts(reply), items: reply.sparse.map((s) => ({ indices: s.indices, values: s.values })) };
     },
   };
@@ -60,8 +60,8 @@ export function multiVectorSpec(options: Omit<EmbedCallOptions, 'kind' | 'dimens
   kind: 'MULTI_VECTOR' | 'TOKEN_EMBEDDINGS' = 'MULTI_VECTOR'): CallSpec<MultiVectorItem, EmbedInput> {
   return {
     key: keyOf(`${kind}:${inputKind}`, options),
-    async run(client, inputs, ids) {
-      const reply = await client.embed(inputs as string[] | number[][], { ...options, kind }, ids);
+    async run(client, inputs, meta) {
+      const reply = await client.embed(inputs as string[] | number[][], { ...options, kind }, meta);
       const rowBytes = reply.dimensions * 4;
       let offset = 0;
       const items = reply.vector_counts.map((count) => {
@@ -78,8 +78,8 @@ export function multiVectorSpec(options: Omit<EmbedCallOptions, 'kind' | 'dimens
 export function rerankSpec(query: string, options: RerankCallOptions): CallSpec<number> {
   return {
     key: keyOf('rerank', { query, ...options }),
-    async run(client, inputs, ids) {
-      const reply = await client.rerank(query, inputs, options, ids);
+    async run(client, inputs, meta) {
+      const reply = await client.rerank(query, inputs, options, meta);
       return { items: reply.scores, tokens: reply.token_counts, computeSeconds: reply.compute_seconds, failures: failures(reply.errors) };
     },
   };
@@ -98,8 +98,8 @@ export interface ClassItem {
 export function classifySpec(options: ClassifyCallOptions, labels: string[]): CallSpec<ClassItem, ClassifyText> {
   return {
     key: keyOf('classify', options),
-    async run(client, inputs, ids) {
-      const reply = await client.classify(inputs, options, ids);
+    async run(client, inputs, meta) {
+      const reply = await client.classify(inputs, options, meta);
       const width = labels.length;
       const items = inputs.map((_, i) => ({ labels, scores: reply.scores.slice(i * width, (i + 1) * width) }));
       return { items, tokens: reply.token_counts, computeSeconds: reply.compute_seconds, failures: failures(reply.errors) };

@@ -7,6 +7,7 @@ import type { SocketDir } from '../runners/socket-dir.ts';
 import { join, resolve } from 'node:path';
 import { SupervisedRunner } from '../runners/supervisor.ts';
 import { estimateModelBytes, LoadBudget } from './load-budget.ts';
+import { CpuShare } from './cpu-share.ts';
 import { ModelLifecycle, type LifecycleEvents } from './model-lifecycle.ts';
 import { ModelService } from './model-service.ts';
 
@@ -34,6 +35,8 @@ export class ModelRegistry {
   readonly #sockets: Pick<SocketDir, 'socket'>;
   readonly #budget: LoadBudget;
   readonly #events: LifecycleEvents;
+  /** Every model's CPU runners share the cores, so one share spans them all. */
+  readonly #cpuShare = new CpuShare();
   /** What each model was built from, to tell which a reload changed. */
   readonly #sources = new Map<string, string>();
   #nextSocket = 0;
@@ -93,6 +96,7 @@ export class ModelRegistry {
       maxQueue: settings.MAX_QUEUE_SIZE,
       queueTimeoutMs: settings.QUEUE_TIMEOUT_MS,
       perInputTimeoutMs: settings.REQUEST_TIMEOUT_PER_INPUT_MS,
+      cpuShare: settings.RUNNER_THREADS === 0 ? this.#cpuShare : undefined,
     }, metrics);
   }
 

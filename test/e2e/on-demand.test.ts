@@ -152,3 +152,26 @@ describe('models loaded on demand under MAX_LOADED_MODELS=2', () => {
     expect((await models(server))[BROKEN].reason).toContain('modules.json is missing');
   }, 60_000);
 });
+
+describe('a model larger than MEMORY_BUDGET_MB', () => {
+  let server: RunningServer;
+
+  beforeAll(async () => {
+    // Nothing preloads, so the server is up without a runner; MiniLM's runner alone needs more.
+    server = await startServer({ MODELS: MODEL, PRELOAD: '', MEMORY_BUDGET_MB: '64' }, 60_000);
+  }, 70_000);
+  afterAll(async () => { expect(await server.stop()).toBe(0); });
+
+  it('is refused with a 503 that says why, while the server stays ready', async () => {
+    const res = await fetch(`${server.url}/v1/embeddings`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: MODEL, input: 'hello' }),
+    });
+    expect(res.status).toBe(503);
+    expect(res.headers.get('retry-after')).toBe('5');
+    const { error } = (await res.json()) as any;
+    expect(error).toMatchObject({ code: 'insufficient_capacity', type: expect.any(String) });
+    expect(error.message).toMatch(/needs about \d+ MB, more than all of MEMORY_BUDGET_MB=64/);
+    expect((await fetch(`${server.url}/health/ready`)).status).toBe(200);
+    expect((await models(server))[MODEL]).toMatchObject({ state: 'unloaded' });
+  });
+});

@@ -29,7 +29,7 @@ class FakeRunner implements LifecycleRunner {
   }
 }
 
-function setup(names: string[], opts: { keepAliveS?: number; maxLoaded?: number; preloaded?: boolean; estimatedMb?: number; budgetMb?: number } = {}) {
+function setup(names: string[], opts: { keepAliveS?: number; maxLoaded?: number; preloaded?: boolean; estimatedMb?: number | Record<string, number>; budgetMb?: number } = {}) {
   const events: string[] = [];
   const runners = new Map<string, FakeRunner>();
   const lifecycles: ModelLifecycle[] = [];
@@ -38,7 +38,7 @@ function setup(names: string[], opts: { keepAliveS?: number; maxLoaded?: number;
     const runner = new FakeRunner();
     runners.set(name, runner);
     lifecycles.push(new ModelLifecycle(name, [runner], {
-      keepAliveS: opts.keepAliveS ?? -1, loadTimeoutMs: 1_000, failureMemoryMs: 60_000, estimatedBytes: () => (opts.estimatedMb ?? 500) * 2 ** 20,
+      keepAliveS: opts.keepAliveS ?? -1, loadTimeoutMs: 1_000, failureMemoryMs: 60_000, estimatedBytes: () => (typeof opts.estimatedMb === 'object' ? opts.estimatedMb[name]! : opts.estimatedMb ?? 500) * 2 ** 20,
     }, budget, {
       loaded: (model) => events.push(`loaded ${model}`),
       loadFailed: (model) => events.push(`failed ${model}`),
@@ -136,6 +136,15 @@ describe('LoadBudget', () => {
     (await get('b').acquire())();
     (await get('c').acquire())();
     expect(events.filter((e) => e.startsWith('unloaded'))).toEqual(['unloaded a budget']);
+  });
+
+  it('refuses a model larger than the whole budget at once, and leaves the loaded ones be', async () => {
+    const { get, events } = setup(['a', 'big'], { budgetMb: 1_100, estimatedMb: { a: 500, big: 1_200 } });
+    (await get('a').acquire())();
+    const err = await get('big').acquire().catch((e: ApiError) => e);
+    expect(err).toMatchObject({ kind: 'unavailable', code: 'insufficient_capacity' });
+    expect((err as ApiError).message).toContain('needs about 1200 MB, more than all of MEMORY_BUDGET_MB=1100');
+    expect(events).toEqual(['loaded a']);
   });
 
   it('refuses with a 503 that says why when every loaded model is busy or pinned', async () => {

@@ -63,6 +63,12 @@ export class LoadBudget implements Room {
       const others = this.#models().filter((m) => m !== candidate && m.occupying);
       const used = others.reduce((n, m) => n + (m.state === 'ready' ? m.residentBytes() || m.expectedBytes() : m.expectedBytes()), 0);
       const need = candidate.expectedBytes();
+      if (budgetBytes > 0 && need > budgetBytes) {
+        // Unloading others would not help; leave them serving.
+        throw new ApiError('unavailable',
+          `Cannot load model '${candidate.name}': it needs about ${mb(need)} MB, more than all of MEMORY_BUDGET_MB=${mb(budgetBytes)}; raise the budget.`,
+          { retryAfterS: 5, code: 'insufficient_capacity' });
+      }
       const overCount = maxLoaded > 0 && others.length + 1 > maxLoaded;
       const overMemory = budgetBytes > 0 && used + need > budgetBytes;
       if (!overCount && !overMemory) return;

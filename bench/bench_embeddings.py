@@ -11,7 +11,7 @@ The server is measured over HTTP, with its cache off so that every text is compu
   - 1 client sending all 512 texts in one request;
   - 1 client sending 1 short text at a time (idle latency), against in-process encode of 1 text,
     the two alternating text by text so that both see the same machine state.
-Each serving path (--precisions, default fp32 and int8) gets its own server in the same run. Its
+Each serving path (--precisions, default fp32, bf16 and int8) gets its own server in the same run. Its
 ceiling C is the runner's own handler, loaded in this process with the same precision and handed
 all 512 texts in one call: what the server would reach with no gateway, no gRPC and no client in
 the way. Rounds (--rounds) time L, C and each shape back to back while the server idles between
@@ -285,8 +285,8 @@ def measure_path(url: str, reference, top, texts: list[str], singles: list[str],
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--url", help="measure this running server instead of starting one (its cache should be off)")
-    p.add_argument("--precisions", default="fp32,int8",
-                   help="serving paths to start and measure in this run, comma-separated (default fp32,int8)")
+    p.add_argument("--precisions", default="fp32,bf16,int8",
+                   help="serving paths to start and measure in this run, comma-separated (default fp32,bf16,int8)")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="extra server setting for the started server, e.g. --set BATCH_WINDOW_MS=0")
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds per path; figures are their medians")

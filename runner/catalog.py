@@ -11,9 +11,10 @@ import yaml
 from .errors import ConfigError
 
 _DTYPES = ("auto", "float32", "bfloat16", "float16")
-#: fp32: PyTorch as loaded, the reference. int8: int8 weights on OpenVINO, behind the fidelity gate.
-#: auto: whichever of the two is faster on this CPU, timed at first start and remembered.
-PRECISIONS = ("fp32", "int8", "auto")
+#: fp32: PyTorch as loaded, the reference. bf16: the encoder in PyTorch bf16; int8: int8 weights on
+#: OpenVINO; both behind the fidelity gate. auto: whichever is fastest on this CPU, timed at first
+#: start and remembered.
+PRECISIONS = ("fp32", "bf16", "int8", "auto")
 #: What a request embeds, which picks the model's default prompt: a search query or a document.
 REQUEST_KINDS = ("query", "document")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")

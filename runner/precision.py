@@ -1,11 +1,11 @@
 """Puts a loaded handler on the precision its catalog entry or the PRECISION setting asks for.
 
-fp32 is PyTorch as loaded: the reference, served as it is. int8 swaps the handler's encoder for
-the OpenVINO int8 one, but only after the fidelity gate: both embed the built-in corpus, and
-the int8 path must stay within the thresholds. Where the CPU runs bf16 natively, int8 weights
-with bf16 activations are a candidate too; each candidate is timed on the same corpus (best of
-three alternating rounds), and the fastest that passes the gate is kept. The measurement, not
-the CPU's name, decides.
+fp32 is PyTorch as loaded: the reference, served as it is. bf16 swaps the handler's encoder for a
+PyTorch bf16 copy, int8 for the OpenVINO int8 one, but only after the fidelity gate: both embed the
+built-in corpus, and the other path must stay within the thresholds. Where the CPU runs bf16
+natively, int8 weights with bf16 activations are a candidate too. auto weighs them all: each is
+timed on the same corpus (best of three alternating rounds), and the fastest that passes the
+gate is kept. The measurement, not the CPU's name, decides.
 """
 
 from __future__ import annotations
@@ -29,6 +29,10 @@ from .handlers.base import EmbedOptions, Handler
 from .handlers.encoder import EncoderHandler
 
 
+#: What auto weighs against each other.
+_CANDIDATES = ("fp32", "bf16", "int8")
+
+
 @dataclass(frozen=True)
 class PrecisionReport:
     """What a handler runs in, and why: logged at start and shown in Info."""
@@ -44,9 +48,10 @@ class PrecisionReport:
 
 def apply_precision(handler: EncoderHandler, name: str, precision: str, limits: Thresholds, threads: int,
                     progress: Callable[[str], None] = lambda _: None) -> PrecisionReport:
-    """Leaves fp32 as it is; for int8, converts (once), gates, times and swaps in the encoder.
+    """Leaves fp32 as it is; for bf16 or int8, builds (int8: converts once), gates, times and swaps
+    in the encoder.
 
-    auto times fp32 against every int8 candidate that passes the gate and keeps the fastest. The
+    auto times fp32 against every candidate that passes the gate and keeps the fastest. The
     choice is cached per CPU (model, flags and cores) and thread count, next to the converted
     weights, so later starts on the same machine measure only the fidelity of what they serve.
     `progress` hears of the slow steps (conversion, the gate) before they start.
@@ -54,37 +59,45 @@ def apply_precision(handler: EncoderHandler, name: str, precision: str, limits: 
     if precision not in PRECISIONS:
         raise ConfigError(f"{name}: precision '{precision}' is not one of {', '.join(PRECISIONS)}")
     fp32 = PrecisionReport("fp32", f"pytorch {str(handler.dtype).removeprefix('torch.')}")
-    # The int8 encoder answers in float32, which the heads of a model loaded in another dtype
-    # cannot take; and only a CPU runs it.
+    # The other encoders answer in float32, which the heads of a model loaded in another dtype
+    # cannot take; and they are built for the CPU.
     unfit = "a CPU" if handler.device.type != "cpu" else "dtype float32" if handler.dtype != torch.float32 else \
         "an encoder model" if getattr(handler, "encoder_dir", None) is None else None
     if precision == "fp32" or (precision == "auto" and unfit):
-        handler.precision = fp32 if precision == "fp32" else PrecisionReport("fp32", f"{fp32.detail}; auto: int8 needs {unfit}")
+        handler.precision = fp32 if precision == "fp32" else PrecisionReport("fp32", f"{fp32.detail}; auto: bf16 and int8 need {unfit}")
         return handler.precision
     if unfit:
-        raise ConfigError(f"{name}: precision int8 needs {unfit}; use fp32 or auto")
-    from .backends.openvino_int8 import CACHE_DIR, activation_precisions, cache_key, compile_encoder, converted_model
+        raise ConfigError(f"{name}: precision {precision} needs {unfit}; use fp32 or auto")
+    from .backends.openvino_int8 import CACHE_DIR, cache_key
 
     reference, weights_dir = handler.encoder()
     folder = weights_dir / CACHE_DIR / cache_key(weights_dir)
-    choice_file = folder / f"choice-{cpu_key()}-{threads}.json"
+    # A choice made among other candidates (before bf16 was one) is weighed again.
+    choice_file = folder / f"choice-{cpu_key()}-{threads}-{'-'.join(_CANDIDATES)}.json"
     cached = _remembered(choice_file) if precision == "auto" else None
     if cached and cached["choice"] == "fp32":
         handler.precision = PrecisionReport("fp32", f"{fp32.detail}; auto: {cached['why']} (cached for this CPU)")
         return handler.precision
 
-    try:
-        if not (folder / "model.xml").is_file():
-            progress("converting to int8, once: this takes a while for a large model")
-        xml, converted = converted_model(reference, handler.tokenizer(), folder)
-        progress("checking int8 against fp32 on the fidelity corpus")
-        activations = [cached["choice"].removeprefix("int8/")] if cached else activation_precisions()
-        compiled = {f"int8/{a}": compile_encoder(xml, a, threads, reference.config) for a in activations}
-    except Exception as exc:  # a tool's own failure: say so in one line, or serve the reference
-        if precision == "int8":
-            raise ConfigError(f"{name}: int8 conversion failed ({type(exc).__name__}: {str(exc)[:200]})") from None
-        handler.precision = PrecisionReport("fp32", f"{fp32.detail}; auto: int8 conversion failed ({type(exc).__name__})")
-        return handler.precision
+    # The candidates: what was asked for, or for auto every one (the remembered one alone, if any).
+    wants = (lambda key: cached["choice"].split("/")[0] == key) if cached else \
+        (lambda key: precision in (key, "auto"))
+    encoders = {"fp32": reference}
+    converted = False
+    if wants("bf16"):
+        from .backends.torch_bf16 import Bf16Encoder
+
+        encoders["bf16"] = Bf16Encoder(reference)
+    if wants("int8"):
+        try:
+            encoders_int8, converted = _int8_encoders(reference, handler, folder, threads, cached, progress)
+            encoders |= encoders_int8
+        except Exception as exc:  # a tool's own failure: say so in one line, or weigh the others
+            if precision == "int8":
+                raise ConfigError(f"{name}: int8 conversion failed ({type(exc).__name__}: {str(exc)[:200]})") from None
+            if len(encoders) == 1:
+                handler.precision = PrecisionReport("fp32", f"{fp32.detail}; auto: int8 conversion failed ({type(exc).__name__})")
+                return handler.precision
     queries, documents = corpus()
     texts = queries + documents
 
@@ -93,15 +106,15 @@ def apply_precision(handler: EncoderHandler, name: str, precision: str, limits: 
 
     # Every output the encoder feeds is gated: dense always, and bge-m3's sparse weights, whose
     # relu threshold makes them the most sensitive to small changes.
+    progress(f"checking {', '.join(list(encoders)[1:])} against fp32 on the fidelity corpus")
     outputs = [embed] + ([lambda t: _sparse_rows(handler, t)] if "sparse-embedding" in handler.capabilities else [])
     wanted = [output(texts) for output in outputs]
-    encoders = {"fp32": reference} | compiled
     fidelities: dict[str, Fidelity] = {}
     for key, encoder in list(encoders.items())[1:]:
         handler.use_encoder(encoder)
         # Measuring also compiles kernels for these shapes before anything is timed.
         fidelities[key] = Fidelity.weakest([measure(lambda _, w=w: w, output) for w, output in zip(wanted, outputs)])
-    # Only a choice needs timing: auto weighs fp32 too, int8 only its own candidates.
+    # Only a choice needs timing: auto weighs fp32 too, bf16 or int8 only their own candidates.
     # A remembered choice needs none.
     timed = [] if cached else list(encoders) if precision == "auto" else list(fidelities) if len(fidelities) > 1 else []
     seconds = _best_times(handler, {k: encoders[k] for k in timed}, lambda: embed(texts))
@@ -114,15 +127,15 @@ def apply_precision(handler: EncoderHandler, name: str, precision: str, limits: 
         candidates.setdefault(k, {}).update(mean_cosine=round(f.mean_cosine, 6), worst_cosine=round(f.worst_cosine, 6),
                                             top10_overlap=round(f.top10_overlap, 4), passes=not f.failures(limits))
     passing = {k: r for k, r in results.items() if not r[1].failures(limits)}
-    if not passing and precision == "int8":
-        check(name, "int8", max(results.values(), key=lambda r: r[1].mean_cosine)[1], limits)
+    if not passing and precision != "auto":
+        check(name, precision, max(results.values(), key=lambda r: r[1].mean_cosine)[1], limits)
     chosen = min(passing, key=lambda k: passing[k][0], default=None)
     if precision == "auto" and (chosen is None or (not cached and fp32_seconds <= passing[chosen][0])):
         if chosen is None:
-            why = "no int8 candidate passed the fidelity gate"
+            why = "no candidate passed the fidelity gate"
             choice_file.unlink(missing_ok=True)  # the next start weighs every candidate again
         else:
-            why = f"fp32 took {fp32_seconds:.3f} s on the gate's corpus, the fastest int8 ({chosen}) {passing[chosen][0]:.3f} s"
+            why = f"fp32 took {fp32_seconds:.3f} s on the gate's corpus, the fastest other ({chosen}) {passing[chosen][0]:.3f} s"
             _remember(choice_file, "fp32", why)
         handler.precision = PrecisionReport("fp32", f"{fp32.detail}; auto: {why}", None, converted, candidates)
         return handler.precision
@@ -134,14 +147,28 @@ def apply_precision(handler: EncoderHandler, name: str, precision: str, limits: 
     results.clear()
     passing.clear()
     gc.collect()
-    detail = f"openvino int8 weights, {chosen.removeprefix('int8/')} activations"
+    detail = "pytorch bfloat16 weights and activations" if chosen == "bf16" else \
+        f"openvino int8 weights, {chosen.removeprefix('int8/')} activations"
     if precision == "auto":
         why = f"{chosen} took {chosen_seconds:.3f} s on the gate's corpus, fp32 {fp32_seconds:.3f} s"
         if not cached:
             _remember(choice_file, chosen, why)
         detail += f"; auto: {cached['why'] + ' (cached for this CPU)' if cached else why}"
-    handler.precision = PrecisionReport("int8", detail, fidelity, converted, candidates)
+    handler.precision = PrecisionReport(chosen.split("/")[0], detail, fidelity, converted, candidates)
     return handler.precision
+
+
+def _int8_encoders(reference, handler: EncoderHandler, folder: Path, threads: int, cached: dict | None,
+                   progress: Callable[[str], None]) -> tuple[dict, bool]:
+    """The int8 candidates, one per activation precision the CPU runs natively (or the remembered
+    one), converting the weights first unless a conversion is cached; and whether it converted."""
+    from .backends.openvino_int8 import activation_precisions, compile_encoder, converted_model
+
+    if not (folder / "model.xml").is_file():
+        progress("converting to int8, once: this takes a while for a large model")
+    xml, converted = converted_model(reference, handler.tokenizer(), folder)
+    activations = [cached["choice"].removeprefix("int8/")] if cached else activation_precisions()
+    return {f"int8/{a}": compile_encoder(xml, a, threads, reference.config) for a in activations}, converted
 
 
 def _sparse_rows(handler: Handler, texts: list[str]):

@@ -41,9 +41,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="where <name>/ folders go (default: MODELS_DIR, else models/)")
     p.add_argument("--force", action="store_true", help="fetch again even if the folder is complete")
     p.add_argument("--quiet", action="store_true", help="print nothing for models already in place")
-    p.add_argument("--precision", choices=("fp32", "int8", "auto"), default=os.environ.get("PRECISION") or None,
+    p.add_argument("--precision", choices=("fp32", "bf16", "int8", "auto"), default=os.environ.get("PRECISION") or None,
                    help="also prepare this precision: int8 converts the weights once and checks the fidelity "
-                        "gate, so the runner starts without converting (default: PRECISION, else each entry's)")
+                        "gate, so the runner starts without converting; auto also times the candidates and "
+                        "remembers the choice for this CPU; fp32 and bf16 need nothing (default: PRECISION, "
+                        "else each entry's)")
     args = p.parse_args(argv)
 
     try:
@@ -75,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             if changed or not args.quiet:
                 print(f"{name}: {'fetched into' if changed else 'already in'} {target}")
             precision = args.precision or catalog[name].precision
-            if precision != "fp32":
+            if precision in ("int8", "auto"):
                 print(f"{name}: {prepare(catalog[name], models_dir, precision)}")
         except Exception as exc:  # one model failing must not hide the others' results
             failed += 1
@@ -97,7 +99,7 @@ def prepare(entry: CatalogEntry, models_dir: Path, precision: str) -> str:
     f = report.fidelity
     if f is None:
         return f"{precision}: serves {report.precision} ({report.detail})"
-    return (f"{precision}: serves int8, {'converted' if report.converted else 'already converted'} ({report.detail}); "
+    return (f"{precision}: serves {report.precision}, {'converted' if report.converted else 'already converted'} ({report.detail}); "
             f"fidelity to fp32: mean cosine {f.mean_cosine:.5f}, worst {f.worst_cosine:.5f}, top-10 overlap {f.top10_overlap:.3f}")
 
 

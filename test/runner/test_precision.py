@@ -115,8 +115,8 @@ def test_auto_times_fp32_against_int8_keeps_the_faster_and_remembers_it_for_this
     timings = {k: v["seconds"] for k, v in report.candidates.items() if k == "fp32" or v["passes"]}
     assert "fp32" in timings and len(report.candidates) >= 2
     fastest = min(timings, key=timings.get)
-    assert report.precision == ("fp32" if fastest == "fp32" else "int8")
-    [choice] = (minilm_copy / MODEL / CACHE_DIR).glob(f"*/choice-{cpu_key()}-2.json")
+    assert report.precision == fastest.split("/")[0]
+    [choice] = (minilm_copy / MODEL / CACHE_DIR).glob(f"*/choice-{cpu_key()}-2-fp32-bf16-int8.json")
     assert json.loads(choice.read_text())["choice"] == ("fp32" if report.precision == "fp32" else fastest)
 
     again = apply_precision(load_minilm(catalog, minilm_copy), MODEL, "auto", Thresholds(), 2)
@@ -137,9 +137,24 @@ def test_int8_frees_the_fp32_encoder_and_needs_float32(catalog, minilm_copy):
     bf16 = load_handler(dataclasses.replace(catalog[MODEL], dtype="bfloat16"), minilm_copy, torch.device("cpu"), 16384)
     with pytest.raises(ConfigError, match="precision int8 needs dtype float32"):
         apply_precision(bf16, MODEL, "int8", Thresholds(), 2)
-    assert apply_precision(bf16, MODEL, "auto", Thresholds(), 2).detail.endswith("auto: int8 needs dtype float32")
+    assert apply_precision(bf16, MODEL, "auto", Thresholds(), 2).detail.endswith("auto: bf16 and int8 need dtype float32")
+
+
+def test_bf16_passes_the_gate_on_minilm_stays_close_to_fp32_and_frees_the_fp32_encoder(catalog, minilm_copy):
+    handler = load_minilm(catalog, minilm_copy)
+    want = handler.embed(TEXTS, EmbedOptions()).vectors
+    torch_model = weakref.ref(handler.encoder()[0])
+    report = apply_precision(handler, MODEL, "bf16", Thresholds(), 2)
+    assert (report.precision, report.detail) == ("bf16", "pytorch bfloat16 weights and activations")
+    assert report.fidelity.worst_cosine >= 0.995 and not report.converted
+    got = handler.embed(TEXTS, EmbedOptions()).vectors
+    assert got.dtype == np.float32
+    assert (want * got).sum(axis=1).min() > 0.999
+    assert torch_model() is None
+    with pytest.raises(ConfigError, match="the bf16 path is too far from the reference"):
+        apply_precision(load_minilm(catalog, minilm_copy), MODEL, "bf16", Thresholds(mean_cosine=0.9999999), 2)
 
 
 def test_auto_is_fp32_for_a_handler_without_an_encoder_to_swap(load):
     report = apply_precision(load("ms-marco-minilm-l6-v2"), "ms-marco-minilm-l6-v2", "auto", Thresholds(), 2)
-    assert report.precision == "fp32" and report.detail.endswith("auto: int8 needs an encoder model")
+    assert report.precision == "fp32" and report.detail.endswith("auto: bf16 and int8 need an encoder model")

@@ -85,11 +85,12 @@ export const settingsSchema = z.object({
   /** HTTP port. */
   PORT: int(0, 65535).default(8000),
   /**
-   * Precision for every model: fp32 (PyTorch, the reference) or int8 (int8 weights on OpenVINO, CPU
-   * only, served only if it passes the fidelity gate), or auto (whichever of the two is faster on
-   * this CPU, timed at first start and remembered). Empty: each catalog entry's own `precision`.
+   * Precision for every model: fp32 (PyTorch, the reference), bf16 (the encoder in PyTorch bf16) or
+   * int8 (int8 weights on OpenVINO), both CPU only and served only if they pass the fidelity gate,
+   * or auto (whichever is fastest on this CPU, timed at first start and remembered). Empty: each
+   * catalog entry's own `precision`.
    */
-  PRECISION: z.enum(['', 'fp32', 'int8', 'auto']).default(''),
+  PRECISION: z.enum(['', 'fp32', 'bf16', 'int8', 'auto']).default(''),
   /** Fidelity gate: the least mean cosine to fp32 a non-reference precision must reach on the built-in corpus. */
   FIDELITY_MIN_MEAN_COSINE: z.coerce.number().min(0).max(1).default(0.999),
   /** Fidelity gate: the least cosine to fp32 of any one text of the corpus. */

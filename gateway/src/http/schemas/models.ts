@@ -32,7 +32,7 @@ export const modelObjectSchema = z.object({
   keep_alive: z.number().int(),
   /** A pinned model is never unloaded for idleness or for room. */
   pinned: z.boolean(),
-  /** What the weights run in: fp32 (PyTorch, the reference) or int8; null until the runner reports. */
+  /** What the weights run in: fp32 (PyTorch, the reference), bf16 or int8; null until the runner reports. */
   precision: z.string().nullable(),
   /** The backend behind the precision, e.g. "openvino int8 weights, bf16 activations". */
   precision_detail: z.string().nullable(),

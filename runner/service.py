@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from typing import Callable
 
@@ -23,6 +25,13 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
 
     A synchronous server rather than grpc.aio: the forward pass then runs on the thread that
     received the call, which saves a thread hand-off (about a millisecond) on every request.
+
+    On a CPU, calls take turns from tokenising to reply. Tokenising the next call while a forward
+    pass runs takes a core from the pass's thread team, which then waits at every barrier (with
+    bf16 on 2 cores and MAX_CONCURRENT=2, 4 clients of 32 texts reached 0.64 of the in-process
+    ceiling with overlapping calls, 0.76 taking turns). The next call waits here rather than in
+    the gateway, so no round trip separates two calls. On a GPU, tokenising alongside the device's
+    work costs it nothing, so calls overlap there.
     """
 
     def __init__(self, name: str, device: str, handler: Handler, logger: JsonLogger) -> None:
@@ -31,6 +40,7 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
         self._handler = handler
         self._logger = logger
         self._threads = compute_threads.alone()
+        self._turn = threading.Lock() if device == "cpu" else contextlib.nullcontext()
 
     def Embed(self, request, context):
         opts = EmbedOptions(prompt_name=request.prompt_name or None, dimensions=request.dimensions or None,
@@ -83,16 +93,16 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
         request_id = metadata.get("x-request-id", "")
         asked = metadata.get("x-compute-threads", "")
         threads = int(asked) if asked.isdigit() else 0  # 0: as the previous call left them
-        started = time.perf_counter()
         try:
-            with compute_threads.requested_for_call(threads):
+            with self._turn, compute_threads.requested_for_call(threads):
+                started = time.perf_counter()  # the wait for the turn is not compute time
                 out = work()
+                elapsed = time.perf_counter() - started
         except RunnerError as exc:
             context.abort(exc.code, str(exc))
         except Exception:
             self._logger.error("batch_failed", exc_info=True, request_id=request_id)
             context.abort(grpc.StatusCode.INTERNAL, "the model failed on this batch")
-        elapsed = time.perf_counter() - started
         if hasattr(out, "token_counts"):
             self._logger.info("batch_done", request_id=request_id, inputs=inputs, failed=len(out.errors),
                               tokens=sum(out.token_counts), compute_ms=round(elapsed * 1000, 3),

@@ -101,11 +101,11 @@ class Bearer(grpc.UnaryUnaryClientInterceptor):
 
 
 @contextmanager
-def serving(tmp_path, handler=None, workers=2):
+def serving(tmp_path, handler=None, workers=2, device="cpu"):
     """A started server around handler (a FakeHandler by default); yields its address."""
     address = f"unix://{tmp_path}/r.sock"
     pool = make_pool(workers)
-    server, health_servicer = build_server("fake", "cpu", handler or FakeHandler(), pool, address,
+    server, health_servicer = build_server("fake", device, handler or FakeHandler(), pool, address,
                                            SECRET, JsonLogger("info", model="fake"))
     server.start()
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
@@ -187,6 +187,29 @@ def test_warmup_reaches_every_thread(capsys):
     assert len(handler.threads) == threads
     assert handler.calls == 2 * threads
     assert '"msg": "warmup_ok"' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("device, most_at_once", [("cpu", 1), ("cuda:0", 2)])
+def test_calls_take_turns_on_a_cpu_and_overlap_on_a_gpu(tmp_path, device, most_at_once):
+    lock = threading.Lock()
+    now = [0]
+    most = [0]
+
+    class Counting(FakeHandler):
+        def embed(self, texts, opts):
+            with lock:
+                now[0] += 1
+                most[0] = max(most[0], now[0])
+            time.sleep(0.2)
+            with lock:
+                now[0] -= 1
+            return super().embed(texts, opts)
+
+    with serving(tmp_path, Counting(), workers=2, device=device) as address, channel(address) as ch:
+        stub = runner_pb2_grpc.RunnerStub(ch)
+        calls = [stub.Embed.future(runner_pb2.EmbedRequest(texts=["x"])) for _ in range(2)]
+        assert all(c.result(timeout=10).dimensions == 3 for c in calls)
+    assert most[0] == most_at_once
 
 
 def test_health_is_answered_while_every_worker_is_busy(tmp_path):

@@ -103,8 +103,13 @@ export const settingsSchema = z.object({
    * per core each oversubscribes the cores. A number fixes it for every runner.
    */
   RUNNER_THREADS: int(0, 1024).default(0),
-  /** Forward passes in flight per runner; also the runner's worker threads. 1–2 suits one GPU or a small CPU. */
-  MAX_CONCURRENT: int(1, 64).default(2),
+  /**
+   * Runner calls in flight per runner; also the runner's worker threads. 1 by default: on a small
+   * CPU the gateway then fills each call with everything queued meanwhile, which bench_embeddings
+   * measured faster than 2 for every precision; on a GPU, 2 lets the CPU tokenise the next call
+   * during the forward pass.
+   */
+  MAX_CONCURRENT: int(1, 64).default(1),
   /** Requests that may wait per model for a free runner before new ones get 429. */
   MAX_QUEUE_SIZE: int(0).default(128),
   /** A request whose first inputs have not reached a runner after this long fails with 429 instead of hanging. */

@@ -5,6 +5,7 @@ import type { Settings } from '../config/settings.ts';
 import { ApiError } from '../errors.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import type { ModelRegistry, ReloadResult } from '../services/model-registry.ts';
+import { TrafficStats } from '../services/traffic-stats.ts';
 import cors from '@fastify/cors';
 import { requireApiKey } from './auth.ts';
 import { registerBodyParsing } from './body.ts';
@@ -20,6 +21,7 @@ import metricsRoute from './routes/metrics.ts';
 import modelsRoute from './routes/models.ts';
 import llamaRoutes from './routes/llama.ts';
 import rerankRoutes from './routes/rerank.ts';
+import statsRoutes from './routes/stats.ts';
 import teiRoutes from './routes/tei.ts';
 
 declare module 'fastify' {
@@ -32,6 +34,8 @@ declare module 'fastify' {
     metrics: Metrics;
     /** The gateway's settings. */
     settings: Settings;
+    /** The live traffic series behind /stats. */
+    stats: TrafficStats;
   }
   interface FastifyRequest {
     /** The model a request named, for metric labels; set by the route once parsed. */
@@ -83,6 +87,10 @@ export function buildApp({ settings, registry, metrics, logger, reload }: AppDep
   app.decorate('reload', reload);
   app.decorate('metrics', metrics);
   app.decorate('settings', settings);
+  const stats = new TrafficStats(metrics);
+  app.decorate('stats', stats);
+  app.addHook('onReady', async () => stats.start());
+  app.addHook('onClose', async () => stats.stop());
   app.decorateRequest('modelName', '');
   app.decorateRequest('abortSignal', null as unknown as AbortSignal);
 
@@ -141,6 +149,7 @@ export function buildApp({ settings, registry, metrics, logger, reload }: AppDep
   app.register(modelsRoute);
   app.register(adminRoutes);
   app.register(healthRoute);
+  app.register(statsRoutes);
   if (settings.ENABLE_METRICS) app.register(metricsRoute);
   return app;
 }

@@ -15,6 +15,7 @@ import { CLASSIFY_PATHS } from './routes/classify.ts';
 import { adminPinSchema } from './schemas/admin.ts';
 import { modelListSchema, modelObjectSchema } from './schemas/models.ts';
 import { rerankRequestSchema, rerankResponseSchema } from './schemas/rerank.ts';
+import { statsSchema } from './schemas/stats.ts';
 import {
   decodeRequestSchema, teiEmbedAllRequestSchema, teiEmbedAllResponseSchema, teiEmbedRequestSchema, teiEmbedSparseRequestSchema,
   teiInfoSchema, teiRerankRequestSchema, teiRerankResponseSchema, teiSimilarityRequestSchema, teiSimilarityResponseSchema,
@@ -68,6 +69,8 @@ export const OPERATIONS: Operation[] = [
   { method: 'get', path: '/health/ready', tag: 'Operations', summary: 'Readiness probe: the same answer as /health' },
   { method: 'get', path: '/health/live', tag: 'Operations', summary: 'Liveness probe: 200 while the gateway answers' },
   { method: 'get', path: '/metrics', tag: 'Operations', summary: 'Prometheus metrics' },
+  { method: 'get', path: '/stats', tag: 'Operations', summary: 'Live traffic series, one sample a second for the last 5 minutes, from the /metrics counters', response: statsSchema },
+  { method: 'get', path: '/stats/stream', tag: 'Operations', summary: 'Each new traffic sample as a server-sent event `sample`, once a second' },
   { method: 'post', path: '/admin/reload', tag: 'Admin', summary: 'Re-read the model settings and the catalog, as SIGHUP does; answers what was added, removed and replaced' },
   ...(['load', 'unload', 'pin'] as const).map((action): Operation => ({
     method: 'post', path: `/admin/models/{model}/${action}`, tag: 'Admin', params: ['model'],

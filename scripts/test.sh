@@ -15,6 +15,7 @@ rm -rf "$results" && mkdir -p "$results"
 failed=()
 run() { local name=$1; shift; echo "== $name"; "$@" || failed+=("$name"); }
 run typecheck tsc --noEmit -p .
+run typecheck-ui tsc --noEmit -p gateway/ui
 run vitest vitest run --reporter=default --reporter=json --outputFile.json="$results/vitest.json"
 run pytest .venv/bin/python -m pytest -q --junitxml="$results/pytest.xml"
 

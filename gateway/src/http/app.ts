@@ -23,6 +23,7 @@ import llamaRoutes from './routes/llama.ts';
 import rerankRoutes from './routes/rerank.ts';
 import statsRoutes from './routes/stats.ts';
 import teiRoutes from './routes/tei.ts';
+import uiRoutes from './routes/ui.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -150,6 +151,7 @@ export function buildApp({ settings, registry, metrics, logger, reload }: AppDep
   app.register(adminRoutes);
   app.register(healthRoute);
   app.register(statsRoutes);
+  app.register(uiRoutes);
   if (settings.ENABLE_METRICS) app.register(metricsRoute);
   return app;
 }

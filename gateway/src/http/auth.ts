@@ -2,8 +2,8 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { ApiError } from '../errors.ts';
 
-/** Operational routes: open without a key unless PUBLIC_OPS_ROUTES is off. */
-const OPS_PREFIXES = ['/health', '/metrics', '/docs', '/openapi.json'];
+/** Operational routes: open without a key unless PUBLIC_OPS_ROUTES is off; GET / (the dashboard) too. */
+const OPS_PREFIXES = ['/health', '/metrics', '/docs', '/openapi.json', '/ui'];
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
 
@@ -21,7 +21,8 @@ export function requireApiKey(app: FastifyInstance, keys: string[], adminKeys: s
   const admin = adminKeys.length ? adminKeys.map(digest) : userKeys;
   app.addHook('onRequest', async (request) => {
     const path = request.url.split('?')[0]!;
-    if (publicOps && OPS_PREFIXES.some((p) => path === p || path.startsWith(`${p}/`))) return;
+    const page = path === '/' && (request.method === 'GET' || request.method === 'HEAD'); // POST / is TEI's
+    if (publicOps && (page || OPS_PREFIXES.some((p) => path === p || path.startsWith(`${p}/`)))) return;
     if (request.method === 'OPTIONS') return; // CORS preflight carries no credentials
     const expected = path.startsWith(ADMIN_PREFIX) ? admin : userKeys;
     if (expected.length === 0) return;

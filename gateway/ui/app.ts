@@ -1,0 +1,208 @@
+// The dashboard's code, in TypeScript with erasable syntax only: the gateway strips the types
+// when it starts (node:module's stripTypeScriptTypes) and serves the result as /ui/app.js, so
+// there is no build step, and `tsc -p gateway/ui` checks it.
+import type UPlot from 'uplot';
+import type { ModelList } from '../src/http/schemas/models.ts';
+import type { StatsSample } from '../src/http/schemas/stats.ts';
+
+declare const uPlot: typeof UPlot;
+
+type Model = ModelList['data'][number];
+interface Health { models: Record<string, { runners: { device: string; state: string; restarts: number }[] }> }
+
+/** Where the key lives: this tab's session only, never localStorage. */
+const KEY_STORE = 'edge-embed-api-key';
+const POLL_MS = 2_000;
+const KEEP = 300;
+
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+const status = $<HTMLParagraphElement>('status');
+const keyForm = $<HTMLFormElement>('key-form');
+
+/** Answered 401: the page needs a (different) key. */
+class NeedsKey extends Error {}
+
+async function api(path: string): Promise<Response> {
+  const key = sessionStorage.getItem(KEY_STORE);
+  const res = await fetch(path, { headers: key ? { authorization: `Bearer ${key}` } : {} });
+  if (res.status === 401) throw new NeedsKey(key ? 'That key was refused. Check it and try again.' : '');
+  if (!res.ok) throw new Error(`${path} answered ${res.status}`);
+  return res;
+}
+
+function askForKey(message: string): void {
+  keyForm.hidden = false;
+  $('key-error').textContent = message;
+  status.textContent = 'Waiting for an API key.';
+  $<HTMLInputElement>('key').focus();
+}
+
+keyForm.addEventListener('submit', (event) => {
+  event.preventDefault();
+  sessionStorage.setItem(KEY_STORE, $<HTMLInputElement>('key').value.trim());
+  void start();
+});
+
+// ---- Models ----
+
+const mb = (bytes: number) => `${Math.round(bytes / 2 ** 20)} MB`;
+
+function field(dl: HTMLElement, name: string, value: string): void {
+  const dt = document.createElement('dt');
+  dt.textContent = name;
+  const dd = document.createElement('dd');
+  dd.textContent = value;
+  dl.append(dt, dd);
+}
+
+function renderModels(models: Model[], health: Health | undefined): void {
+  const list = $('models');
+  list.replaceChildren(...models.filter((m) => !m.alias_of).map((m) => {
+    const card = document.createElement('li');
+    card.className = 'card';
+    card.dataset.model = m.id;
+    const title = document.createElement('h3');
+    title.textContent = m.id;
+    const dl = document.createElement('dl');
+    const state = document.createElement('dd');
+    state.className = `state state-${m.state}`;
+    state.textContent = m.state;
+    const stateName = document.createElement('dt');
+    stateName.textContent = 'State';
+    dl.append(stateName, state);
+    if (m.reason) field(dl, 'Why', m.reason);
+    field(dl, 'Devices', m.devices.join(', '));
+    field(dl, 'Precision', m.precision ? `${m.precision}${m.precision_detail ? ` (${m.precision_detail})` : ''}` : '–');
+    field(dl, 'Dimensions', m.dimensions === null ? '–' : String(m.dimensions));
+    field(dl, 'Can', m.capabilities.join(', ') || '–');
+    const runners = health?.models[m.id]?.runners ?? [];
+    field(dl, 'Restarts', String(runners.reduce((n, r) => n + r.restarts, 0)));
+    field(dl, 'Memory', m.resident_memory_bytes ? mb(m.resident_memory_bytes) : '–');
+    field(dl, 'Keep-alive', m.pinned ? 'pinned' : m.keep_alive < 0 ? 'forever' : `${m.keep_alive} s`);
+    card.append(title, dl);
+    return card;
+  }));
+}
+
+async function pollModels(): Promise<void> {
+  const [models, health] = await Promise.all([
+    api('/v1/models').then((r) => r.json() as Promise<ModelList>),
+    fetch('/health').then((r) => r.json() as Promise<Health>).catch(() => undefined),
+  ]);
+  renderModels(models.data, health);
+}
+
+// ---- Traffic ----
+
+interface Chart {
+  plot: UPlot;
+  /** The sample's values this chart draws, one per series after time. */
+  pick: (s: StatsSample) => (number | null)[];
+  /** What a screen reader hears instead of the canvas: the latest values. */
+  describe: (s: StatsSample) => string;
+  el: HTMLElement;
+}
+
+const fmt = (x: number | null, digits = 1) => (x === null ? '–' : x.toFixed(digits));
+const charts: Chart[] = [];
+const times: number[] = [];
+const columns = new Map<Chart, (number | null)[][]>();
+
+function chart(id: string, labels: string[], pick: Chart['pick'], describe: Chart['describe'], right?: string): void {
+  const el = $(id);
+  const colors = ['#0b57d0', '#c5221f', '#1a7f37', '#9a6700'];
+  const plot = new uPlot({
+    width: Math.max(el.clientWidth, 300), height: 180,
+    scales: { x: { time: true } },
+    axes: [{}, {}, ...(right ? [{ scale: right, side: 1 as const, grid: { show: false } }] : [])],
+    series: [{}, ...labels.map((label, i) => ({
+      label, stroke: colors[i % colors.length], width: 1.5,
+      scale: right && i === labels.length - 1 ? right : 'y', spanGaps: false,
+    }))],
+  }, [[], ...labels.map(() => [])], el);
+  const c = { plot, pick, describe, el };
+  charts.push(c);
+  columns.set(c, labels.map(() => []));
+}
+
+function add(samples: StatsSample[]): void {
+  for (const s of samples) {
+    times.push(s.t / 1000);
+    for (const c of charts) c.pick(s).forEach((v, i) => columns.get(c)![i]!.push(v));
+  }
+  if (times.length > KEEP) {
+    const drop = times.length - KEEP;
+    times.splice(0, drop);
+    for (const cols of columns.values()) for (const col of cols) col.splice(0, drop);
+  }
+  const last = samples.at(-1);
+  for (const c of charts) {
+    c.plot.setData([times, ...columns.get(c)!] as UPlot.AlignedData);
+    if (last) c.el.setAttribute('aria-label', c.describe(last));
+  }
+  if (last) renderNow(last);
+}
+
+function renderNow(s: StatsSample): void {
+  const dl = $('now');
+  dl.replaceChildren();
+  field(dl, 'Requests/s', fmt(s.requests_per_s));
+  field(dl, 'Inputs/s', fmt(s.inputs_per_s));
+  field(dl, 'Tokens/s', fmt(s.tokens_per_s, 0));
+  field(dl, 'p50 / p99', `${fmt(s.latency_p50_ms)} / ${fmt(s.latency_p99_ms)} ms`);
+  field(dl, 'Queue', String(s.queue_depth));
+  field(dl, 'Cache hits', s.cache_hit_rate === null ? '–' : `${Math.round(s.cache_hit_rate * 100)}%`);
+}
+
+/** Reads the server-sent events of /stats/stream through fetch, which, unlike EventSource, can send the key. */
+async function stream(): Promise<void> {
+  const res = await api('/stats/stream');
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value;
+    let end: number;
+    while ((end = buffer.indexOf('\n\n')) >= 0) {
+      const event = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const data = event.split('\n').find((line) => line.startsWith('data: '));
+      if (event.startsWith('event: sample') && data) add([JSON.parse(data.slice(6)) as StatsSample]);
+    }
+  }
+}
+
+// ---- Start ----
+
+let started = false;
+
+async function start(): Promise<void> {
+  try {
+    await pollModels();
+  } catch (err) {
+    if (err instanceof NeedsKey) return askForKey(err.message);
+    status.textContent = `Cannot reach the server: ${(err as Error).message}`;
+    setTimeout(() => void start(), POLL_MS);
+    return;
+  }
+  keyForm.hidden = true;
+  status.textContent = 'Live.';
+  if (started) return;
+  started = true;
+  chart('chart-throughput', ['requests/s', 'inputs/s', 'tokens/s'], (s) => [s.requests_per_s, s.inputs_per_s, s.tokens_per_s],
+    (s) => `Throughput now: ${fmt(s.requests_per_s)} requests/s, ${fmt(s.inputs_per_s)} inputs/s, ${fmt(s.tokens_per_s, 0)} tokens/s`, 'tokens');
+  chart('chart-latency', ['p50 ms', 'p99 ms'], (s) => [s.latency_p50_ms, s.latency_p99_ms],
+    (s) => `Latency now: p50 ${fmt(s.latency_p50_ms)} ms, p99 ${fmt(s.latency_p99_ms)} ms`);
+  chart('chart-queue', ['queue depth', 'inputs per call'], (s) => [s.queue_depth, s.batch_inputs_mean],
+    (s) => `Queue depth now ${s.queue_depth}, ${fmt(s.batch_inputs_mean)} inputs per runner call`);
+  chart('chart-errors', ['429s', '503s', 'cache hit %'], (s) => [s.rejected_429, s.rejected_503, s.cache_hit_rate === null ? null : s.cache_hit_rate * 100],
+    (s) => `Now: ${s.rejected_429} answered 429, ${s.rejected_503} answered 503, cache hit rate ${s.cache_hit_rate === null ? 'none' : `${Math.round(s.cache_hit_rate * 100)}%`}`, 'rate');
+  const history = (await (await api('/stats')).json()) as { samples: StatsSample[] };
+  add(history.samples);
+  setInterval(() => void pollModels().catch(() => undefined), POLL_MS);
+  const follow = () => stream().catch(() => undefined).finally(() => setTimeout(follow, POLL_MS));
+  follow();
+}
+
+void start();

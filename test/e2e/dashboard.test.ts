@@ -1,0 +1,83 @@
+import { execFileSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MODEL, ROOT, type RunningServer, startServer } from './server.ts';
+
+// The dashboard in a real headless Chromium (Debian's package, which the script installs where
+// it is missing), against the real gateway, runner and model, with an API key set.
+const KEY = 'sk-dashboard-test';
+const SHOTS = join(ROOT, '.test-results', 'screenshots');
+
+/** What the test reads of a canvas in the page (this project's types have no DOM). */
+interface Canvas {
+  width: number;
+  height: number;
+  getContext(kind: '2d'): { getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray } };
+}
+
+describe('the dashboard in a real browser', () => {
+  let server: RunningServer;
+  let browser: Browser;
+  let page: Page;
+  const problems: string[] = [];
+
+  beforeAll(async () => {
+    const executablePath = execFileSync('bash', [join(ROOT, 'scripts/install_chromium.sh')], { encoding: 'utf8' }).trim();
+    [server, browser] = await Promise.all([
+      startServer({ API_KEY: KEY, EMBEDDING_CACHE_SIZE: '0' }),
+      chromium.launch({ executablePath, args: ['--no-sandbox', '--disable-dev-shm-usage'] }),
+    ]);
+    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    page.on('console', (msg) => { if (msg.type() === 'error') problems.push(`console: ${msg.text()}`); });
+    page.on('pageerror', (err) => problems.push(`page: ${err.message}`));
+    page.on('requestfailed', (req) => problems.push(`request: ${req.url()}`));
+    mkdirSync(SHOTS, { recursive: true });
+  }, 600_000);
+  afterAll(async () => {
+    await browser?.close();
+    expect(await server.stop()).toBe(0);
+  });
+
+  it('asks for the key, says clearly when it is wrong, and works once the right one is given', async () => {
+    await page.goto(server.url);
+    const form = page.locator('#key-form');
+    await form.waitFor({ state: 'visible' });
+    await page.getByLabel('Key', { exact: true }).fill('not-the-key');
+    await page.getByRole('button', { name: 'Use key' }).click();
+    await expect.poll(() => page.locator('#key-error').textContent()).toContain('That key was refused');
+    await page.screenshot({ path: join(SHOTS, 'dashboard-key.png') });
+    await page.getByLabel('Key', { exact: true }).fill(KEY);
+    await page.getByRole('button', { name: 'Use key' }).click();
+    await form.waitFor({ state: 'hidden' });
+    // The browser's own 401 lines for the refused calls are expected; nothing else may fail.
+    problems.splice(0, problems.length, ...problems.filter((p) => !p.includes('401')));
+  });
+
+  it('shows the model ready, and the throughput chart moves once traffic is sent', async () => {
+    const card = page.locator(`.card[data-model="${MODEL}"]`);
+    await expect.poll(() => card.locator('.state').textContent(), { timeout: 10_000 }).toBe('ready');
+    const throughput = page.locator('#chart-throughput');
+    const requestsPerS = async () => Number(/([\d.]+) requests\/s/.exec((await throughput.getAttribute('aria-label')) ?? '')?.[1] ?? 0);
+    await expect.poll(requestsPerS, { timeout: 10_000 }).toBe(0);
+    const sending = (async () => {
+      for (let i = 0; i < 40; i++) {
+        const res = await fetch(`${server.url}/v1/embeddings`, {
+          method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
+          body: JSON.stringify({ model: MODEL, input: [`text number ${i}`, 'another one'] }),
+        });
+        expect(res.status).toBe(200);
+        await new Promise((r) => setTimeout(r, 75));
+      }
+    })();
+    await expect.poll(requestsPerS, { timeout: 15_000 }).toBeGreaterThan(0);
+    await sending;
+    // The chart itself was drawn: uPlot's canvas has pixels that are not the background.
+    const drawn = await throughput.locator('canvas').evaluate((c: Canvas) =>
+      c.getContext('2d').getImageData(0, 0, c.width, c.height).data.some((v, i) => i % 4 === 3 && v > 0));
+    expect(drawn).toBe(true);
+    await page.screenshot({ path: join(SHOTS, 'dashboard.png'), fullPage: true });
+    expect(problems).toEqual([]);
+  });
+});

@@ -22,11 +22,17 @@ const keyForm = $<HTMLFormElement>('key-form');
 /** Answered 401: the page needs a (different) key. */
 class NeedsKey extends Error {}
 
-async function api(path: string): Promise<Response> {
+/** GET path, or POST body to it as JSON, with the key; fails with the server's own error message. */
+async function api(path: string, body?: unknown): Promise<Response> {
   const key = sessionStorage.getItem(KEY_STORE);
-  const res = await fetch(path, { headers: key ? { authorization: `Bearer ${key}` } : {} });
+  const headers: Record<string, string> = key ? { authorization: `Bearer ${key}` } : {};
+  const res = await fetch(path, body === undefined ? { headers }
+    : { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify(body) });
   if (res.status === 401) throw new NeedsKey(key ? 'That key was refused. Check it and try again.' : '');
-  if (!res.ok) throw new Error(`${path} answered ${res.status}`);
+  if (!res.ok) {
+    const error = await res.json().then((b: { error?: { message?: string } }) => b.error?.message).catch(() => undefined);
+    throw new Error(error ?? `${path} answered ${res.status}`);
+  }
   return res;
 }
 
@@ -55,7 +61,14 @@ function field(dl: HTMLElement, name: string, value: string): void {
   dl.append(dt, dd);
 }
 
+let known: Model[] = [];
+
 function renderModels(models: Model[], health: Health | undefined): void {
+  if (models.map((m) => m.id).join() !== known.map((m) => m.id).join()) {
+    known = models;
+    fillModelChoices();
+  }
+  known = models;
   const list = $('models');
   list.replaceChildren(...models.filter((m) => !m.alias_of).map((m) => {
     const card = document.createElement('li');
@@ -73,7 +86,7 @@ function renderModels(models: Model[], health: Health | undefined): void {
     if (m.reason) field(dl, 'Why', m.reason);
     field(dl, 'Devices', m.devices.join(', '));
     field(dl, 'Precision', m.precision ? `${m.precision}${m.precision_detail ? ` (${m.precision_detail})` : ''}` : '–');
-    field(dl, 'Dimensions', m.dimensions === null ? '–' : String(m.dimensions));
+    field(dl, 'Dimensions', m.dimensions ? String(m.dimensions) : '–');
     field(dl, 'Can', m.capabilities.join(', ') || '–');
     const runners = health?.models[m.id]?.runners ?? [];
     field(dl, 'Restarts', String(runners.reduce((n, r) => n + r.restarts, 0)));
@@ -91,6 +104,128 @@ async function pollModels(): Promise<void> {
   ]);
   renderModels(models.data, health);
 }
+
+// ---- Playground ----
+
+const lines = (id: string) => $<HTMLTextAreaElement>(id).value.split('\n').map((t) => t.trim()).filter(Boolean);
+const select = (id: string) => $<HTMLSelectElement>(id);
+
+function options(el: HTMLSelectElement, values: string[], labels: string[] = values): void {
+  el.replaceChildren(...values.map((v, i) => Object.assign(document.createElement('option'), { value: v, textContent: labels[i] })));
+  el.disabled = values.length <= 1;
+}
+
+/** Each tool offers the models that can do its job, and the similarity tool the chosen model's prompts and sizes. */
+function fillModelChoices(): void {
+  const can = (capability: string) => known.filter((m) => !m.alias_of && m.capabilities.includes(capability)).map((m) => m.id);
+  options(select('sim-model'), can('text-embedding'));
+  options(select('rank-model'), can('rerank'));
+  options(select('tok-model'), known.filter((m) => !m.alias_of && m.capabilities.length).map((m) => m.id));
+  fillEmbeddingChoices();
+}
+
+function fillEmbeddingChoices(): void {
+  const model = known.find((m) => m.id === select('sim-model').value);
+  options(select('sim-prompt'), ['', ...(model?.prompt_names ?? [])], ['the model\'s default', ...(model?.prompt_names ?? [])]);
+  const dims = model?.dimensions ? [model.dimensions, ...model.matryoshka_dims] : [];
+  options(select('sim-dims'), dims.map(String), dims.map((d, i) => (i === 0 ? `${d} (full)` : String(d))));
+}
+
+select('sim-model').addEventListener('change', fillEmbeddingChoices);
+
+/** The call as curl and as openai-python, with the key left as $API_KEY rather than written out. */
+function snippet(id: string, path: string, body: Record<string, unknown>, python: string): void {
+  const keyed = sessionStorage.getItem(KEY_STORE);
+  const json = JSON.stringify(body).replaceAll("'", "'\\''");
+  $(id).textContent = `curl -s ${location.origin}${path} -H 'content-type: application/json'` +
+    `${keyed ? " -H \"authorization: Bearer $API_KEY\"" : ''} -d '${json}'\n\n` +
+    `${keyed ? 'import os\n' : ''}from openai import OpenAI\nclient = OpenAI(base_url="${location.origin}/v1", api_key=${keyed ? 'os.environ["API_KEY"]' : '"unused"'})\n${python}`;
+}
+
+/** value as a Python literal. */
+function py(value: unknown): string {
+  if (value === null || value === undefined) return 'None';
+  if (typeof value === 'boolean') return value ? 'True' : 'False';
+  if (Array.isArray(value)) return `[${value.map(py).join(', ')}]`;
+  if (typeof value === 'object') return `{${Object.entries(value).map(([k, v]) => `${JSON.stringify(k)}: ${py(v)}`).join(', ')}}`;
+  return JSON.stringify(value);
+}
+
+/** Runs a tool's call, showing its error in the tool rather than losing it. */
+function tool(form: string, error: string, run: () => Promise<void>): void {
+  $(form).addEventListener('submit', (event) => {
+    event.preventDefault();
+    $(error).textContent = '';
+    run().catch((err: Error) => {
+      if (err instanceof NeedsKey) askForKey(err.message);
+      else $(error).textContent = err.message;
+    });
+  });
+}
+
+const cosine = (a: number[], b: number[]) => {
+  let dot = 0, na = 0, nb = 0;
+  a.forEach((x, i) => { dot += x * b[i]!; na += x * x; nb += b[i]! * b[i]!; });
+  return dot / (Math.sqrt(na * nb) || 1);
+};
+
+tool('sim-form', 'sim-error', async () => {
+  const texts = lines('sim-texts');
+  const body: Record<string, unknown> = { model: select('sim-model').value, input: texts, encoding_format: 'float' };
+  if (select('sim-prompt').value) body.prompt_name = select('sim-prompt').value;
+  const dims = Number(select('sim-dims').value);
+  if (dims && dims !== known.find((m) => m.id === body.model)?.dimensions) body.dimensions = dims;
+  const out = (await (await api('/v1/embeddings', body)).json()) as { data: { embedding: number[] }[] };
+  const vectors = out.data.map((d) => d.embedding);
+  const table = $<HTMLTableElement>('sim-table');
+  const caption = table.caption!;
+  const head = document.createElement('tr');
+  head.append(document.createElement('td'), ...texts.map((_, j) => Object.assign(document.createElement('th'), { scope: 'col', textContent: `#${j + 1}` })));
+  const rows = vectors.map((a, i) => {
+    const row = document.createElement('tr');
+    row.append(Object.assign(document.createElement('th'), { scope: 'row', textContent: `#${i + 1} ${texts[i]}`, title: texts[i] }));
+    for (const b of vectors) {
+      const value = cosine(a, b);
+      const cell = Object.assign(document.createElement('td'), { textContent: value.toFixed(3) });
+      cell.dataset.value = String(value);
+      cell.style.backgroundColor = `hsl(215 85% ${Math.round(97 - 45 * Math.max(value, 0))}%)`;
+      row.append(cell);
+    }
+    return row;
+  });
+  table.replaceChildren(caption, head, ...rows);
+  const args = [`model=${py(body.model)}`, `input=${py(texts)}`];
+  if (body.dimensions) args.push(`dimensions=${body.dimensions}`);
+  if (body.prompt_name) args.push(`extra_body=${py({ prompt_name: body.prompt_name })}`);
+  snippet('sim-snippet', '/v1/embeddings', body, `r = client.embeddings.create(${args.join(', ')})`);
+});
+
+tool('rank-form', 'rank-error', async () => {
+  const body = { model: select('rank-model').value, query: $<HTMLInputElement>('rank-query').value, documents: lines('rank-docs') };
+  const out = (await (await api('/v1/rerank', body)).json()) as { results: { index: number; relevance_score: number }[] };
+  $('rank-results').replaceChildren(...out.results.map((r) => {
+    const li = document.createElement('li');
+    li.dataset.score = String(r.relevance_score);
+    li.append(Object.assign(document.createElement('span'), { className: 'score', textContent: r.relevance_score.toFixed(4) }),
+      body.documents[r.index]!);
+    return li;
+  }));
+  snippet('rank-snippet', '/v1/rerank', body, `r = client.post("/rerank", body=${py(body)}, cast_to=object)`);
+});
+
+tool('tok-form', 'tok-error', async () => {
+  const model = select('tok-model').value;
+  const body = { model, content: $<HTMLTextAreaElement>('tok-text').value, add_special: true, with_pieces: true };
+  const out = (await (await api('/tokenize', body)).json()) as { tokens: { id: number; piece: string }[] };
+  const limit = known.find((m) => m.id === model)?.max_tokens;
+  $('tok-count').textContent = `${out.tokens.length} tokens${limit ? `, of the ${limit} this model reads` : ''}`;
+  $('tok-pieces').replaceChildren(...out.tokens.map((t) => {
+    const li = document.createElement('li');
+    li.append(Object.assign(document.createElement('code'), { textContent: t.piece, title: `id ${t.id}` }));
+    return li;
+  }));
+  snippet('tok-snippet', '/tokenize', body, `r = client.with_options(base_url="${location.origin}").post("/tokenize", body=${py(body)}, cast_to=object)`);
+});
 
 // ---- Traffic ----
 

@@ -3,11 +3,14 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MODEL, ROOT, type RunningServer, startServer } from './server.ts';
+import { cosine, MODEL, ROOT, type RunningServer, startServer } from './server.ts';
+import { prepareStandins } from './standins.ts';
 
 // The dashboard in a real headless Chromium (Debian's package, which the script installs where
-// it is missing), against the real gateway, runner and model, with an API key set.
+// it is missing), against the real gateway, runners, MiniLM and a reranker stand-in, with an API
+// key set.
 const KEY = 'sk-dashboard-test';
+const RERANKER = 'ms-marco-minilm-l6-v2';
 const SHOTS = join(ROOT, '.test-results', 'screenshots');
 
 /** What the test reads of a canvas in the page (this project's types have no DOM). */
@@ -25,8 +28,9 @@ describe('the dashboard in a real browser', () => {
 
   beforeAll(async () => {
     const executablePath = execFileSync('bash', [join(ROOT, 'scripts/install_chromium.sh')], { encoding: 'utf8' }).trim();
+    const { modelsDir, catalog } = prepareStandins();
     [server, browser] = await Promise.all([
-      startServer({ API_KEY: KEY, EMBEDDING_CACHE_SIZE: '0' }),
+      startServer({ API_KEY: KEY, EMBEDDING_CACHE_SIZE: '0', MODELS: `${MODEL},${RERANKER}`, MODELS_DIR: modelsDir, MODEL_CONFIG: catalog }),
       chromium.launch({ executablePath, args: ['--no-sandbox', '--disable-dev-shm-usage'] }),
     ]);
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
@@ -78,6 +82,46 @@ describe('the dashboard in a real browser', () => {
       c.getContext('2d').getImageData(0, 0, c.width, c.height).data.some((v, i) => i % 4 === 3 && v > 0));
     expect(drawn).toBe(true);
     await page.screenshot({ path: join(SHOTS, 'dashboard.png'), fullPage: true });
+    expect(problems).toEqual([]);
+  });
+
+  const post = async (path: string, body: unknown) => (await fetch(`${server.url}${path}`, {
+    method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` }, body: JSON.stringify(body),
+  })).json() as Promise<any>;
+
+  it('draws an N x N similarity heatmap whose cells are the cosines of /v1/embeddings\' vectors', async () => {
+    const texts = ['A cat sits on the mat.', 'A kitten rests on a rug.', 'Stock markets fell sharply today.', 'The weather is sunny.'];
+    await page.getByLabel('Texts, one per line').fill(texts.join('\n'));
+    await page.getByRole('button', { name: 'Compare' }).click();
+    const cells = page.locator('#sim-table td[data-value]');
+    await expect.poll(() => cells.count()).toBe(texts.length ** 2);
+    const shown = (await cells.evaluateAll((tds) => tds.map((td) => Number(td.getAttribute('data-value')))));
+    const vectors = (await post('/v1/embeddings', { model: MODEL, input: texts })).data.map((d: any) => d.embedding);
+    texts.forEach((_, i) => texts.forEach((_, j) => expect(shown[i * texts.length + j]).toBeCloseTo(cosine(vectors[i], vectors[j]), 5)));
+    expect(await page.locator('#sim-snippet').textContent()).toContain('client.embeddings.create(model="all-minilm-l6-v2"');
+    expect(problems).toEqual([]);
+  });
+
+  it('shows reranked documents in score order, as /v1/rerank ranks them, and a text\'s tokens', async () => {
+    // The only reranker is chosen already (its list offers nothing else).
+    expect(await page.locator('#rank-model').inputValue()).toBe(RERANKER);
+    await page.getByRole('button', { name: 'Rank' }).click();
+    const items = page.locator('#rank-results li');
+    await expect.poll(() => items.count()).toBe(3);
+    const scores = await items.evaluateAll((lis) => lis.map((li) => Number(li.getAttribute('data-score'))));
+    expect(scores).toEqual([...scores].sort((a, b) => b - a));
+    const query = await page.getByLabel('Query').inputValue();
+    const documents = (await page.getByLabel('Documents, one per line').inputValue()).split('\n');
+    const ranked = (await post('/v1/rerank', { model: RERANKER, query, documents })).results;
+    expect((await items.allTextContents()).map((t) => t.replace(/^[-\d.]+/, ''))).toEqual(ranked.map((r: any) => documents[r.index]));
+    scores.forEach((score, i) => expect(score).toBeCloseTo(ranked[i].relevance_score, 5));
+    await page.getByRole('button', { name: 'Tokenise' }).click();
+    const text = await page.getByLabel('Text', { exact: true }).inputValue();
+    const tokens = (await post('/tokenize', { model: MODEL, content: text, add_special: true, with_pieces: true })).tokens;
+    await expect.poll(() => page.locator('#tok-pieces li').allTextContents()).toEqual(tokens.map((t: any) => t.piece));
+    expect(await page.locator('#tok-count').textContent()).toBe(`${tokens.length} tokens, of the 256 this model reads`);
+    await page.locator('#sim-table').screenshot({ path: join(SHOTS, 'dashboard-heatmap.png') });
+    await page.screenshot({ path: join(SHOTS, 'dashboard-playground.png'), fullPage: true });
     expect(problems).toEqual([]);
   });
 });

@@ -118,7 +118,7 @@ function options(el: HTMLSelectElement, values: string[], labels: string[] = val
 /** Each tool offers the models that can do its job, and the similarity tool the chosen model's prompts and sizes. */
 function fillModelChoices(): void {
   const can = (capability: string) => known.filter((m) => !m.alias_of && m.capabilities.includes(capability)).map((m) => m.id);
-  options(select('sim-model'), can('text-embedding'));
+  options(select('sim-model'), [...new Set([...can('text-embedding'), ...can('sparse-embedding')])]);
   options(select('rank-model'), can('rerank'));
   options(select('tok-model'), known.filter((m) => !m.alias_of && m.capabilities.length).map((m) => m.id));
   fillEmbeddingChoices();
@@ -126,12 +126,18 @@ function fillModelChoices(): void {
 
 function fillEmbeddingChoices(): void {
   const model = known.find((m) => m.id === select('sim-model').value);
+  const kinds = [['dense', 'text-embedding'], ['sparse', 'sparse-embedding']].filter(([, c]) => model?.capabilities.includes(c!)).map(([k]) => k!);
+  options(select('sim-kind'), kinds, kinds.map((k) => (k === 'dense' ? 'dense vectors' : 'sparse lexical weights')));
   options(select('sim-prompt'), ['', ...(model?.prompt_names ?? [])], ['the model\'s default', ...(model?.prompt_names ?? [])]);
   const dims = model?.dimensions ? [model.dimensions, ...model.matryoshka_dims] : [];
   options(select('sim-dims'), dims.map(String), dims.map((d, i) => (i === 0 ? `${d} (full)` : String(d))));
 }
 
 select('sim-model').addEventListener('change', fillEmbeddingChoices);
+// Sparse weights have no Matryoshka sizes.
+select('sim-kind').addEventListener('change', () => {
+  select('sim-dims').disabled = select('sim-kind').value === 'sparse' || select('sim-dims').options.length <= 1;
+});
 
 /** The call as curl and as openai-python, with the key left as $API_KEY rather than written out. */
 function snippet(id: string, path: string, body: Record<string, unknown>, python: string): void {
@@ -163,19 +169,28 @@ function tool(form: string, error: string, run: () => Promise<void>): void {
   });
 }
 
-const cosine = (a: number[], b: number[]) => {
+/** A dense vector, or a sparse one as {indices, values}. */
+type Embedding = number[] | { indices: number[]; values: number[] };
+
+/** Cosine of two embeddings of one kind; a sparse one counts only the indices both share. */
+function cosine(a: Embedding, b: Embedding): number {
+  const entries = (e: Embedding) => (Array.isArray(e) ? e.map((v, i) => [i, v] as const) : e.indices.map((i, k) => [i, e.values[k]!] as const));
+  const other = new Map(entries(b));
   let dot = 0, na = 0, nb = 0;
-  a.forEach((x, i) => { dot += x * b[i]!; na += x * x; nb += b[i]! * b[i]!; });
+  for (const [i, x] of entries(a)) { dot += x * (other.get(i) ?? 0); na += x * x; }
+  for (const y of other.values()) nb += y * y;
   return dot / (Math.sqrt(na * nb) || 1);
-};
+}
 
 tool('sim-form', 'sim-error', async () => {
   const texts = lines('sim-texts');
   const body: Record<string, unknown> = { model: select('sim-model').value, input: texts, encoding_format: 'float' };
   if (select('sim-prompt').value) body.prompt_name = select('sim-prompt').value;
+  const sparse = select('sim-kind').value === 'sparse';
   const dims = Number(select('sim-dims').value);
-  if (dims && dims !== known.find((m) => m.id === body.model)?.dimensions) body.dimensions = dims;
-  const out = (await (await api('/v1/embeddings', body)).json()) as { data: { embedding: number[] }[] };
+  if (sparse) body.embedding_type = 'sparse';
+  else if (dims && dims !== known.find((m) => m.id === body.model)?.dimensions) body.dimensions = dims;
+  const out = (await (await api('/v1/embeddings', body)).json()) as { data: { embedding: Embedding }[] };
   const vectors = out.data.map((d) => d.embedding);
   const table = $<HTMLTableElement>('sim-table');
   const caption = table.caption!;
@@ -196,7 +211,8 @@ tool('sim-form', 'sim-error', async () => {
   table.replaceChildren(caption, head, ...rows);
   const args = [`model=${py(body.model)}`, `input=${py(texts)}`];
   if (body.dimensions) args.push(`dimensions=${body.dimensions}`);
-  if (body.prompt_name) args.push(`extra_body=${py({ prompt_name: body.prompt_name })}`);
+  const extra = Object.fromEntries(Object.entries(body).filter(([k]) => k === 'prompt_name' || k === 'embedding_type'));
+  if (Object.keys(extra).length) args.push(`extra_body=${py(extra)}`);
   snippet('sim-snippet', '/v1/embeddings', body, `r = client.embeddings.create(${args.join(', ')})`);
 });
 

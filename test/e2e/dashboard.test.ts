@@ -7,10 +7,11 @@ import { cosine, MODEL, ROOT, type RunningServer, startServer } from './server.t
 import { prepareStandins } from './standins.ts';
 
 // The dashboard in a real headless Chromium (Debian's package, which the script installs where
-// it is missing), against the real gateway, runners, MiniLM and a reranker stand-in, with an API
-// key set.
+// it is missing), against the real gateway, runners, MiniLM and stand-ins of a reranker and of
+// bge-m3 (for sparse output), with an API key set.
 const KEY = 'sk-dashboard-test';
 const RERANKER = 'ms-marco-minilm-l6-v2';
+const SPARSE = 'bge-m3';
 const SHOTS = join(ROOT, '.test-results', 'screenshots');
 
 /** What the test reads of a canvas in the page (this project's types have no DOM). */
@@ -30,7 +31,7 @@ describe('the dashboard in a real browser', () => {
     const executablePath = execFileSync('bash', [join(ROOT, 'scripts/install_chromium.sh')], { encoding: 'utf8' }).trim();
     const { modelsDir, catalog } = prepareStandins();
     [server, browser] = await Promise.all([
-      startServer({ API_KEY: KEY, EMBEDDING_CACHE_SIZE: '0', MODELS: `${MODEL},${RERANKER}`, MODELS_DIR: modelsDir, MODEL_CONFIG: catalog }),
+      startServer({ API_KEY: KEY, EMBEDDING_CACHE_SIZE: '0', MODELS: `${MODEL},${RERANKER},${SPARSE}`, MODELS_DIR: modelsDir, MODEL_CONFIG: catalog }),
       chromium.launch({ executablePath, args: ['--no-sandbox', '--disable-dev-shm-usage'] }),
     ]);
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
@@ -99,6 +100,21 @@ describe('the dashboard in a real browser', () => {
     const vectors = (await post('/v1/embeddings', { model: MODEL, input: texts })).data.map((d: any) => d.embedding);
     texts.forEach((_, i) => texts.forEach((_, j) => expect(shown[i * texts.length + j]).toBeCloseTo(cosine(vectors[i], vectors[j]), 5)));
     expect(await page.locator('#sim-snippet').textContent()).toContain('client.embeddings.create(model="all-minilm-l6-v2"');
+    // Sparse output, where the model has it: cosines over the token weights the API returns.
+    await page.locator('#sim-model').selectOption(SPARSE);
+    await page.locator('#sim-kind').selectOption('sparse');
+    await page.getByRole('button', { name: 'Compare' }).click();
+    await expect.poll(() => page.locator('#sim-snippet').textContent()).toContain('"embedding_type": "sparse"');
+    const sparse = (await cells.evaluateAll((tds) => tds.map((td) => Number(td.getAttribute('data-value')))));
+    const weights = (await post('/v1/embeddings', { model: SPARSE, input: texts, embedding_type: 'sparse' })).data
+      .map((d: any) => new Map<number, number>(d.embedding.indices.map((i: number, k: number) => [i, d.embedding.values[k]])));
+    const sparseCosine = (a: Map<number, number>, b: Map<number, number>) => {
+      let dot = 0;
+      for (const [i, x] of a) dot += x * (b.get(i) ?? 0);
+      const norm = (m: Map<number, number>) => Math.sqrt([...m.values()].reduce((n, x) => n + x * x, 0));
+      return dot / (norm(a) * norm(b) || 1);
+    };
+    texts.forEach((_, i) => texts.forEach((_, j) => expect(sparse[i * texts.length + j]).toBeCloseTo(sparseCosine(weights[i], weights[j]), 5)));
     expect(problems).toEqual([]);
   });
 
@@ -122,6 +138,8 @@ describe('the dashboard in a real browser', () => {
     expect(await page.locator('#tok-count').textContent()).toBe(`${tokens.length} tokens, of the 256 this model reads`);
     await page.locator('#sim-table').screenshot({ path: join(SHOTS, 'dashboard-heatmap.png') });
     await page.screenshot({ path: join(SHOTS, 'dashboard-playground.png'), fullPage: true });
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await page.screenshot({ path: join(SHOTS, 'dashboard-dark.png'), fullPage: true });
     expect(problems).toEqual([]);
   });
 });

@@ -1,9 +1,9 @@
 """The CPU threads a call's forward passes may use, as the gateway asks for each call.
 
 Several runners on one small CPU each start with a thread per core. When two compute at once,
-that oversubscribes the cores (measured on 2 cores: two busy models together did 0.62x the work
-of one alone; with a thread each, 1.83x). The gateway therefore sends `x-compute-threads` with
-every call, lowered while other runners are busy and raised when this one is alone again.
+that oversubscribes the cores (the README's "Several models on few cores" has the measurement).
+The gateway therefore sends `x-compute-threads` with every call, lowered while other runners are
+busy and raised when this one is alone again.
 
 PyTorch keeps its thread count per calling thread once that thread has run a parallel region,
 so the count is applied on the thread that runs the forward passes, just before them.

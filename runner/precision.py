@@ -29,7 +29,8 @@ from .handlers.base import EmbedOptions, Handler
 from .handlers.encoder import EncoderHandler
 
 
-#: What auto weighs against each other.
+#: What auto weighs against each other (see `wants` in apply_precision). It names the remembered
+#: choice's file, so that a choice made among other candidates is weighed again.
 _CANDIDATES = ("fp32", "bf16", "int8")
 
 
@@ -68,12 +69,13 @@ def apply_precision(handler: EncoderHandler, name: str, precision: str, limits: 
         return handler.precision
     if unfit:
         raise ConfigError(f"{name}: precision {precision} needs {unfit}; use fp32 or auto")
-    from .backends.openvino_int8 import CACHE_DIR, cache_key
-
     reference, weights_dir = handler.encoder()
-    folder = weights_dir / CACHE_DIR / cache_key(weights_dir)
-    # A choice made among other candidates (before bf16 was one) is weighed again.
-    choice_file = folder / f"choice-{cpu_key()}-{threads}-{'-'.join(_CANDIDATES)}.json"
+    folder = choice_file = None
+    if precision != "bf16":  # bf16 converts nothing and remembers nothing
+        from .backends.openvino_int8 import CACHE_DIR, cache_key
+
+        folder = weights_dir / CACHE_DIR / cache_key(weights_dir)
+        choice_file = folder / f"choice-{cpu_key()}-{threads}-{'-'.join(_CANDIDATES)}.json"
     cached = _remembered(choice_file) if precision == "auto" else None
     if cached and cached["choice"] == "fp32":
         handler.precision = PrecisionReport("fp32", f"{fp32.detail}; auto: {cached['why']} (cached for this CPU)")

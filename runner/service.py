@@ -27,9 +27,8 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
     received the call, which saves a thread hand-off (about a millisecond) on every request.
 
     On a CPU, calls take turns from tokenising to reply. Tokenising the next call while a forward
-    pass runs takes a core from the pass's thread team, which then waits at every barrier (with
-    bf16 on 2 cores and MAX_CONCURRENT=2, 4 clients of 32 texts reached 0.64 of the in-process
-    ceiling with overlapping calls, 0.76 taking turns). The next call waits here rather than in
+    pass runs takes a core from the pass's thread team, which then waits at every barrier (the
+    README's Performance section has the measurement). The next call waits here rather than in
     the gateway, so no round trip separates two calls. On a GPU, tokenising alongside the device's
     work costs it nothing, so calls overlap there.
     """
@@ -92,7 +91,8 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
         # A batch may hold several requests; the gateway sends their ids comma-separated.
         request_id = metadata.get("x-request-id", "")
         asked = metadata.get("x-compute-threads", "")
-        threads = int(asked) if asked.isdigit() else 0  # 0: as the previous call left them
+        # 0: as the previous call left them; never more than this runner started with.
+        threads = min(int(asked), self._threads) if asked.isdigit() else 0
         try:
             with self._turn, compute_threads.requested_for_call(threads):
                 started = time.perf_counter()  # the wait for the turn is not compute time
@@ -106,7 +106,7 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
         if hasattr(out, "token_counts"):
             self._logger.info("batch_done", request_id=request_id, inputs=inputs, failed=len(out.errors),
                               tokens=sum(out.token_counts), compute_ms=round(elapsed * 1000, 3),
-                              threads=threads)
+                              threads_asked=threads)
         return out, elapsed
 
     def Tokenize(self, request, context):

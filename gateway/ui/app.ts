@@ -64,11 +64,9 @@ function field(dl: HTMLElement, name: string, value: string): void {
 let known: Model[] = [];
 
 function renderModels(models: Model[], health: Health | undefined): void {
-  if (models.map((m) => m.id).join() !== known.map((m) => m.id).join()) {
-    known = models;
-    fillModelChoices();
-  }
+  const changed = models.map((m) => m.id).join() !== known.map((m) => m.id).join();
   known = models;
+  if (changed) fillModelChoices();
   const list = $('models');
   list.replaceChildren(...models.filter((m) => !m.alias_of).map((m) => {
     const card = document.createElement('li');
@@ -88,7 +86,7 @@ function renderModels(models: Model[], health: Health | undefined): void {
     field(dl, 'Precision', m.precision ? `${m.precision}${m.precision_detail ? ` (${m.precision_detail})` : ''}` : '–');
     field(dl, 'Dimensions', m.dimensions ? String(m.dimensions) : '–');
     field(dl, 'Can', m.capabilities.join(', ') || '–');
-    const runners = health?.models[m.id]?.runners ?? [];
+    const runners = health?.models?.[m.id]?.runners ?? [];
     field(dl, 'Restarts', String(runners.reduce((n, r) => n + r.restarts, 0)));
     field(dl, 'Memory', m.resident_memory_bytes ? mb(m.resident_memory_bytes) : '–');
     field(dl, 'Keep-alive', m.pinned ? 'pinned' : m.keep_alive < 0 ? 'forever' : `${m.keep_alive} s`);
@@ -97,12 +95,19 @@ function renderModels(models: Model[], health: Health | undefined): void {
   }));
 }
 
+/** /health's body, which it sends with 503 too while a model is not ready; undefined if there is none. */
+async function health(): Promise<Health | undefined> {
+  const key = sessionStorage.getItem(KEY_STORE);
+  const res = await fetch('/health', { headers: key ? { authorization: `Bearer ${key}` } : {} });
+  return res.status === 200 || res.status === 503 ? (res.json() as Promise<Health>) : undefined;
+}
+
 async function pollModels(): Promise<void> {
-  const [models, health] = await Promise.all([
+  const [models, runners] = await Promise.all([
     api('/v1/models').then((r) => r.json() as Promise<ModelList>),
-    fetch('/health').then((r) => r.json() as Promise<Health>).catch(() => undefined),
+    health().catch(() => undefined),
   ]);
-  renderModels(models.data, health);
+  renderModels(models.data, runners);
 }
 
 // ---- Playground ----
@@ -251,7 +256,8 @@ interface Chart {
   pick: (s: StatsSample) => (number | null)[];
   /** What a screen reader hears instead of the canvas: the latest values. */
   describe: (s: StatsSample) => string;
-  el: HTMLElement;
+  /** The chart's description, a hidden element its aria-describedby names. */
+  now: HTMLElement;
 }
 
 const fmt = (x: number | null, digits = 1) => (x === null ? '–' : x.toFixed(digits));
@@ -271,9 +277,16 @@ function chart(id: string, labels: string[], pick: Chart['pick'], describe: Char
       scale: right && i === labels.length - 1 ? right : 'y', spanGaps: false,
     }))],
   }, [[], ...labels.map(() => [])], el);
-  const c = { plot, pick, describe, el };
+  const c = { plot, pick, describe, now: $(`${id}-now`) };
   charts.push(c);
   columns.set(c, labels.map(() => []));
+}
+
+/** Starts the series again from these samples, as after the stream was lost for a while. */
+function reset(samples: StatsSample[]): void {
+  times.length = 0;
+  for (const cols of columns.values()) for (const col of cols) col.length = 0;
+  add(samples);
 }
 
 function add(samples: StatsSample[]): void {
@@ -289,7 +302,7 @@ function add(samples: StatsSample[]): void {
   const last = samples.at(-1);
   for (const c of charts) {
     c.plot.setData([times, ...columns.get(c)!] as UPlot.AlignedData);
-    if (last) c.el.setAttribute('aria-label', c.describe(last));
+    if (last) c.now.textContent = c.describe(last);
   }
   if (last) renderNow(last);
 }
@@ -326,21 +339,9 @@ async function stream(): Promise<void> {
 
 // ---- Start ----
 
-let started = false;
+let live = false;
 
-async function start(): Promise<void> {
-  try {
-    await pollModels();
-  } catch (err) {
-    if (err instanceof NeedsKey) return askForKey(err.message);
-    status.textContent = `Cannot reach the server: ${(err as Error).message}`;
-    setTimeout(() => void start(), POLL_MS);
-    return;
-  }
-  keyForm.hidden = true;
-  status.textContent = 'Live.';
-  if (started) return;
-  started = true;
+function makeCharts(): void {
   chart('chart-throughput', ['requests/s', 'inputs/s', 'tokens/s'], (s) => [s.requests_per_s, s.inputs_per_s, s.tokens_per_s],
     (s) => `Throughput now: ${fmt(s.requests_per_s)} requests/s, ${fmt(s.inputs_per_s)} inputs/s, ${fmt(s.tokens_per_s, 0)} tokens/s`, 'tokens');
   chart('chart-latency', ['p50 ms', 'p99 ms'], (s) => [s.latency_p50_ms, s.latency_p99_ms],
@@ -349,11 +350,42 @@ async function start(): Promise<void> {
     (s) => `Queue depth now ${s.queue_depth}, ${fmt(s.batch_inputs_mean)} inputs per runner call`);
   chart('chart-errors', ['429s', '503s', 'cache hit %'], (s) => [s.rejected_429, s.rejected_503, s.cache_hit_rate === null ? null : s.cache_hit_rate * 100],
     (s) => `Now: ${s.rejected_429} answered 429, ${s.rejected_503} answered 503, cache hit rate ${s.cache_hit_rate === null ? 'none' : `${Math.round(s.cache_hit_rate * 100)}%`}`, 'rate');
-  const history = (await (await api('/stats')).json()) as { samples: StatsSample[] };
-  add(history.samples);
-  setInterval(() => void pollModels().catch(() => undefined), POLL_MS);
-  const follow = () => stream().catch(() => undefined).finally(() => setTimeout(follow, POLL_MS));
-  follow();
+}
+
+/** Says what went wrong: the key form for a refused key, else the status line. */
+function trouble(err: unknown): void {
+  if (err instanceof NeedsKey) askForKey(err.message);
+  else status.textContent = `Lost contact with the server (${(err as Error).message}); retrying.`;
+}
+
+/** Loads the last minutes, then follows the stream; after a loss, starts again from the last minutes, so no gap is drawn over. */
+async function follow(): Promise<void> {
+  for (;;) {
+    try {
+      reset(((await (await api('/stats')).json()) as { samples: StatsSample[] }).samples);
+      await stream();
+    } catch (err) {
+      trouble(err);
+    }
+    await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+}
+
+async function start(): Promise<void> {
+  try {
+    await pollModels();
+  } catch (err) {
+    trouble(err);
+    if (!(err instanceof NeedsKey)) setTimeout(() => void start(), POLL_MS);
+    return;
+  }
+  keyForm.hidden = true;
+  status.textContent = 'Live.';
+  if (live) return;
+  live = true;
+  makeCharts();
+  setInterval(() => pollModels().then(() => { if (keyForm.hidden) status.textContent = 'Live.'; }, trouble), POLL_MS);
+  void follow();
 }
 
 void start();

@@ -167,7 +167,7 @@ describe('a model larger than MEMORY_BUDGET_MB', () => {
       method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: MODEL, input: 'hello' }),
     });
     expect(res.status).toBe(503);
-    expect(res.headers.get('retry-after')).toBe('5');
+    expect(res.headers.get('retry-after')).toBeNull(); // retrying would not help
     const { error } = (await res.json()) as any;
     expect(error).toMatchObject({ code: 'insufficient_capacity', type: expect.any(String) });
     expect(error.message).toMatch(/needs about \d+ MB, more than all of MEMORY_BUDGET_MB=64/);

@@ -152,14 +152,17 @@ def test_info(tmp_path, capsys):
     assert reply.compute_threads == torch.get_num_threads()
 
 
-def test_a_call_asks_for_the_threads_its_metadata_names_and_only_that_call(tmp_path):
+def test_a_call_asks_for_the_threads_its_metadata_names_at_most_its_own_and_only_that_call(tmp_path):
     handler = FakeHandler()
     with serving(tmp_path, handler, workers=1) as address, channel(address) as ch:
         stub = runner_pb2_grpc.RunnerStub(ch)
-        stub.Embed(runner_pb2.EmbedRequest(texts=["a"]), metadata=[("x-compute-threads", "3")])
-        assert handler.compute_threads == 3
+        stub.Embed(runner_pb2.EmbedRequest(texts=["a"]), metadata=[("x-compute-threads", "1")])
+        assert handler.compute_threads == 1
         stub.Embed(runner_pb2.EmbedRequest(texts=["a"]))
         assert handler.compute_threads == 0
+        # Never more than the runner started with.
+        stub.Embed(runner_pb2.EmbedRequest(texts=["a"]), metadata=[("x-compute-threads", "999")])
+        assert handler.compute_threads == torch.get_num_threads()
 
 
 @pytest.mark.parametrize("text, code, detail", [
@@ -194,13 +197,17 @@ def test_calls_take_turns_on_a_cpu_and_overlap_on_a_gpu(tmp_path, device, most_a
     lock = threading.Lock()
     now = [0]
     most = [0]
+    both_in = threading.Event()
 
     class Counting(FakeHandler):
         def embed(self, texts, opts):
             with lock:
                 now[0] += 1
                 most[0] = max(most[0], now[0])
-            time.sleep(0.2)
+                if now[0] == 2:
+                    both_in.set()
+            # Stay until the other call is in too, or long enough that it would have been.
+            both_in.wait(timeout=2)
             with lock:
                 now[0] -= 1
             return super().embed(texts, opts)

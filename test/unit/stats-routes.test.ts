@@ -16,8 +16,16 @@ describe('/stats and /stats/stream', () => {
       const res = await fetch(`${url}/stats/stream`);
       expect(res.status).toBe(200);
       expect(res.headers.get('content-type')).toBe('text/event-stream');
-      const reader = res.body!.getReader();
-      const next = async () => new TextDecoder().decode((await reader.read()).value);
+      expect(res.headers.get('x-request-id')).toBeTruthy(); // the hooks' headers survive
+      const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = '';
+      const next = async () => { // one event, however the bytes arrive
+        while (!buffer.includes('\n\n')) buffer += (await reader.read()).value;
+        const end = buffer.indexOf('\n\n') + 2;
+        const event = buffer.slice(0, end);
+        buffer = buffer.slice(end);
+        return event;
+      };
       expect(await next()).toBe('retry: 1000\n\n');
       // The 503 the embeddings route answers before any runner is up counts as a 503.
       await fetch(`${url}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'm1', input: 'x' }) });
@@ -36,8 +44,11 @@ describe('/stats and /stats/stream', () => {
 
   it('takes the API key like every data route', async () => {
     const app = testApp({ API_KEY: 'sk-test' });
-    expect((await app.inject({ url: '/stats' })).statusCode).toBe(401);
-    expect((await app.inject({ url: '/stats', headers: { authorization: 'Bearer sk-test' } })).statusCode).toBe(200);
-    await app.close();
+    try {
+      expect((await app.inject({ url: '/stats' })).statusCode).toBe(401);
+      expect((await app.inject({ url: '/stats', headers: { authorization: 'Bearer sk-test' } })).statusCode).toBe(200);
+    } finally {
+      await app.close();
+    }
   });
 });

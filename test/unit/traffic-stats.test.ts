@@ -15,7 +15,7 @@ describe('quantileMs', () => {
 describe('TrafficStats', () => {
   it('turns the /metrics counters into per-interval rates, quantiles, batch size and hit rate', async () => {
     const metrics = createMetrics();
-    const stats = new TrafficStats(metrics, 1_000, 2);
+    const stats = new TrafficStats(metrics, (err) => { throw err; }, 1_000, 2);
     const seen: number[] = [];
     stats.on('sample', (s) => seen.push(s.t));
     expect(await stats.sample(0)).toBeUndefined(); // the baseline

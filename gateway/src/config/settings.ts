@@ -106,8 +106,8 @@ export const settingsSchema = z.object({
   /**
    * Runner calls in flight per runner; also the runner's worker threads. 1 by default: on a small
    * CPU the gateway then fills each call with everything queued meanwhile, which bench_embeddings
-   * measured faster than 2 for every precision; on a GPU, 2 lets the CPU tokenise the next call
-   * during the forward pass.
+   * measured faster than 2 for many one-text clients and no slower otherwise; on a GPU, 2 lets
+   * the CPU tokenise the next call during the forward pass.
    */
   MAX_CONCURRENT: int(1, 64).default(1),
   /** Requests that may wait per model for a free runner before new ones get 429. */

@@ -88,7 +88,7 @@ export function buildApp({ settings, registry, metrics, logger, reload }: AppDep
   app.decorate('reload', reload);
   app.decorate('metrics', metrics);
   app.decorate('settings', settings);
-  const stats = new TrafficStats(metrics);
+  const stats = new TrafficStats(metrics, (err) => logger.warn({ err }, 'stats_sample_failed'));
   app.decorate('stats', stats);
   app.addHook('onReady', async () => stats.start());
   app.addHook('onClose', async () => stats.stop());

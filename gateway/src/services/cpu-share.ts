@@ -2,9 +2,8 @@
  * Splits the CPU's compute threads between the runners computing at the same moment.
  *
  * Each CPU runner starts with a thread per core, the fastest choice while it computes alone.
- * Two such runners computing at once oversubscribe the cores: on 2 cores, two busy models did
- * 0.62x the work of one alone with a thread per core each, and 1.83x with one thread each
- * (bench/bench_side_by_side.py). So every call tells its runner how many threads to use: its
+ * Two such runners computing at once oversubscribe the cores, and get less done together than
+ * one alone (bench/bench_side_by_side.py; figures in the README). So every call tells its runner how many threads to use: its
  * count at start divided by the number of CPU runners with calls in flight, this one included.
  * A runner that falls back to computing alone gets its full count on its next call.
  *

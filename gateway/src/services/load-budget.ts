@@ -64,10 +64,10 @@ export class LoadBudget implements Room {
       const used = others.reduce((n, m) => n + (m.state === 'ready' ? m.residentBytes() || m.expectedBytes() : m.expectedBytes()), 0);
       const need = candidate.expectedBytes();
       if (budgetBytes > 0 && need > budgetBytes) {
-        // Unloading others would not help; leave them serving.
+        // Unloading others would not help; leave them serving. Nor would a retry: no Retry-After.
         throw new ApiError('unavailable',
           `Cannot load model '${candidate.name}': it needs about ${mb(need)} MB, more than all of MEMORY_BUDGET_MB=${mb(budgetBytes)}; raise the budget.`,
-          { retryAfterS: 5, code: 'insufficient_capacity' });
+          { code: 'insufficient_capacity' });
       }
       const overCount = maxLoaded > 0 && others.length + 1 > maxLoaded;
       const overMemory = budgetBytes > 0 && used + need > budgetBytes;

@@ -142,11 +142,15 @@ export class ModelLifecycle {
     return this.#opts.keepAliveS;
   }
 
-  /** Resident memory of the model's runner processes now (0 when none runs); the peak is remembered for expectedBytes. */
+  /**
+   * Resident memory of the model's runner processes now (0 when none runs). The peak once loaded
+   * is remembered for expectedBytes; a peak caught while loading (a precision check holds two
+   * encoders at once) is not, or the model could be refused room it fits in once loaded.
+   */
   residentBytes(): number {
     let total = 0;
     for (const r of this.runners) total += (r.pid !== undefined ? residentBytes(r.pid) : undefined) ?? 0;
-    if (total > (this.#peakBytes ?? 0)) this.#peakBytes = total;
+    if (this.#loaded && total > (this.#peakBytes ?? 0)) this.#peakBytes = total;
     return total;
   }
 

@@ -44,18 +44,25 @@ export class TrafficStats extends EventEmitter<{ sample: [StatsSample] }> {
   #last: Totals | undefined;
   #timer: NodeJS.Timeout | undefined;
 
-  constructor(metrics: Metrics, intervalMs = 1_000, keep = 300) {
+  readonly #onError: (err: Error) => void;
+
+  /** onError hears of a sample that failed; the series then has a gap, and sampling goes on. */
+  constructor(metrics: Metrics, onError: (err: Error) => void, intervalMs = 1_000, keep = 300) {
     super();
+    // Every open dashboard listens; the default limit of 10 would warn on stderr.
+    this.setMaxListeners(0);
     this.#metrics = metrics;
+    this.#onError = onError;
     this.intervalMs = intervalMs;
     this.#keep = keep;
   }
 
   /** Starts sampling; the timer never keeps the process alive. */
   start(): void {
-    this.#timer ??= setInterval(() => void this.sample(), this.intervalMs).unref();
+    this.#timer ??= setInterval(() => this.sample().catch(this.#onError), this.intervalMs).unref();
   }
 
+  /** Stops sampling; the samples held stay readable. */
   stop(): void {
     clearInterval(this.#timer);
     this.#timer = undefined;

@@ -1,4 +1,6 @@
+import type { OutgoingHttpHeaders } from 'node:http';
 import type { FastifyInstance } from 'fastify';
+import { ApiError } from '../../errors.ts';
 import type { StatsSample } from '../schemas/stats.ts';
 
 /**
@@ -9,20 +11,24 @@ import type { StatsSample } from '../schemas/stats.ts';
  */
 export default async function statsRoutes(app: FastifyInstance): Promise<void> {
   const open = new Set<() => void>();
+  let closing = false;
   // A stream never ends by itself, so a draining server ends them rather than wait for them.
   app.addHook('preClose', async () => {
+    closing = true;
     for (const end of open) end();
   });
 
   app.get('/stats', async () => ({ interval_ms: app.stats.intervalMs, samples: app.stats.samples }));
 
   app.get('/stats/stream', (request, reply) => {
+    if (closing) throw new ApiError('unavailable', 'The server is shutting down.', { retryAfterS: 1 });
     reply.hijack();
     const res = reply.raw;
+    if (res.destroyed) return; // the client left before its stream began
     res.writeHead(200, {
+      ...(reply.getHeaders() as OutgoingHttpHeaders), // CORS and the request id, set by hooks
       'content-type': 'text/event-stream',
       'cache-control': 'no-store',
-      'x-request-id': request.id,
       // Proxies such as nginx would otherwise hold the events back in a buffer.
       'x-accel-buffering': 'no',
     });

@@ -22,13 +22,18 @@ const keyForm = $<HTMLFormElement>('key-form');
 /** Answered 401: the page needs a (different) key. */
 class NeedsKey extends Error {}
 
+/** The key as a header, when one was given. */
+function authHeaders(): Record<string, string> {
+  const key = sessionStorage.getItem(KEY_STORE);
+  return key ? { authorization: `Bearer ${key}` } : {};
+}
+
 /** GET path, or POST body to it as JSON, with the key; fails with the server's own error message. */
 async function api(path: string, body?: unknown): Promise<Response> {
-  const key = sessionStorage.getItem(KEY_STORE);
-  const headers: Record<string, string> = key ? { authorization: `Bearer ${key}` } : {};
+  const headers = authHeaders();
   const res = await fetch(path, body === undefined ? { headers }
     : { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  if (res.status === 401) throw new NeedsKey(key ? 'That key was refused. Check it and try again.' : '');
+  if (res.status === 401) throw new NeedsKey(headers.authorization ? 'That key was refused. Check it and try again.' : '');
   if (!res.ok) {
     const error = await res.json().then((b: { error?: { message?: string } }) => b.error?.message).catch(() => undefined);
     throw new Error(error ?? `${path} answered ${res.status}`);
@@ -53,12 +58,11 @@ keyForm.addEventListener('submit', (event) => {
 
 const mb = (bytes: number) => `${Math.round(bytes / 2 ** 20)} MB`;
 
-function field(dl: HTMLElement, name: string, value: string): void {
-  const dt = document.createElement('dt');
-  dt.textContent = name;
-  const dd = document.createElement('dd');
-  dd.textContent = value;
-  dl.append(dt, dd);
+/** Appends name and value to a description list; returns the value's element. */
+function field(dl: HTMLElement, name: string, value: string): HTMLElement {
+  const dd = Object.assign(document.createElement('dd'), { textContent: value });
+  dl.append(Object.assign(document.createElement('dt'), { textContent: name }), dd);
+  return dd;
 }
 
 let known: Model[] = [];
@@ -75,12 +79,7 @@ function renderModels(models: Model[], health: Health | undefined): void {
     const title = document.createElement('h3');
     title.textContent = m.id;
     const dl = document.createElement('dl');
-    const state = document.createElement('dd');
-    state.className = `state state-${m.state}`;
-    state.textContent = m.state;
-    const stateName = document.createElement('dt');
-    stateName.textContent = 'State';
-    dl.append(stateName, state);
+    field(dl, 'State', m.state).className = `state state-${m.state}`;
     if (m.reason) field(dl, 'Why', m.reason);
     field(dl, 'Devices', m.devices.join(', '));
     field(dl, 'Precision', m.precision ? `${m.precision}${m.precision_detail ? ` (${m.precision_detail})` : ''}` : '–');
@@ -97,8 +96,7 @@ function renderModels(models: Model[], health: Health | undefined): void {
 
 /** /health's body, which it sends with 503 too while a model is not ready; undefined if there is none. */
 async function health(): Promise<Health | undefined> {
-  const key = sessionStorage.getItem(KEY_STORE);
-  const res = await fetch('/health', { headers: key ? { authorization: `Bearer ${key}` } : {} });
+  const res = await fetch('/health', { headers: authHeaders() });
   return res.status === 200 || res.status === 503 ? (res.json() as Promise<Health>) : undefined;
 }
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from . import tracing
 from ._proto import runner_pb2_grpc
 from .errors import Unauthenticated
 from .handlers.base import EmbedOptions, Handler
@@ -160,6 +161,8 @@ def serve(name: str, device: str, handler: Handler, opts: ServeOptions, secret: 
     pool = make_pool(opts.workers)
     if opts.warmup:
         warm_up(handler, pool, opts, logger)
+    # After warmup, whose calls are no one's requests.
+    tracing.start(name, device, logger)
     # Caught from before binding on, so that a stop request always goes through the cleanup.
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -177,3 +180,4 @@ def serve(name: str, device: str, handler: Handler, opts: ServeOptions, secret: 
         server.stop(grace=5).wait()
     finally:
         remove_socket(opts.socket)
+        tracing.stop()

@@ -10,7 +10,7 @@ from typing import Callable
 import grpc
 import numpy as np
 
-from . import compute_threads
+from . import compute_threads, tracing
 from ._proto import runner_pb2, runner_pb2_grpc
 from .errors import InputFailure, RunnerError
 from .handlers.base import EmbedOptions, Handler
@@ -49,27 +49,27 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
         texts = [list(t.ids) for t in request.token_ids] if request.token_ids else list(request.texts)
         kind = request.kind
         if kind == runner_pb2.SPARSE:
-            out, elapsed = self._call(context, len(texts), lambda: self._handler.sparse(texts, opts))
+            out, elapsed = self._call(context, "Embed", len(texts), lambda: self._handler.sparse(texts, opts))
             return runner_pb2.EmbedResponse(
                 sparse=[runner_pb2.SparseVector(indices=i.tolist(), values=v.tolist())
                         for i, v in zip(out.indices, out.values)],
                 token_counts=out.token_counts, compute_seconds=elapsed, errors=_errors(out.errors))
         if kind in (runner_pb2.MULTI_VECTOR, runner_pb2.TOKEN_EMBEDDINGS):
             compute = self._handler.multi_vector if kind == runner_pb2.MULTI_VECTOR else self._handler.token_embeddings
-            out, elapsed = self._call(context, len(texts), lambda: compute(texts, opts))
+            out, elapsed = self._call(context, "Embed", len(texts), lambda: compute(texts, opts))
             packed = np.concatenate(out.vectors) if out.vectors else np.empty((0, 0), np.float32)
             return runner_pb2.EmbedResponse(
                 vectors=packed.astype("<f4", copy=False).tobytes(), dimensions=packed.shape[1],
                 vector_counts=[v.shape[0] for v in out.vectors], token_counts=out.token_counts,
                 compute_seconds=elapsed, errors=_errors(out.errors))
-        out, elapsed = self._call(context, len(texts), lambda: self._handler.embed(texts, opts))
+        out, elapsed = self._call(context, "Embed", len(texts), lambda: self._handler.embed(texts, opts))
         return runner_pb2.EmbedResponse(
             vectors=out.vectors.astype("<f4", copy=False).tobytes(), dimensions=out.vectors.shape[1],
             token_counts=out.token_counts, compute_seconds=elapsed, errors=_errors(out.errors))
 
     def Rerank(self, request, context):
         docs = list(request.documents)
-        out, elapsed = self._call(context, len(docs), lambda: self._handler.score(
+        out, elapsed = self._call(context, "Rerank", len(docs), lambda: self._handler.score(
             request.query, docs, truncate=not request.refuse_long, raw=request.raw_scores,
             max_doc_tokens=request.max_doc_tokens or None))
         return runner_pb2.RerankResponse(scores=out.scores.tolist(), token_counts=out.token_counts,
@@ -78,40 +78,47 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
     def Classify(self, request, context):
         # An empty text_pair means a lone text: the gateway never sends empty texts.
         inputs = [(x.text, x.text_pair) if x.text_pair else x.text for x in request.inputs]
-        out, elapsed = self._call(context, len(inputs), lambda: self._handler.classify(
+        out, elapsed = self._call(context, "Classify", len(inputs), lambda: self._handler.classify(
             inputs, truncate=not request.refuse_long, raw=request.raw_scores,
             truncate_side="left" if request.truncate_left else "right"))
         return runner_pb2.ClassifyResponse(scores=out.scores.ravel().tolist(),
                                            token_counts=out.token_counts, compute_seconds=elapsed,
                                            errors=_errors(out.errors))
 
-    def _call(self, context, inputs: int, work: Callable):
-        """Runs work, logs computed batches, and turns errors into gRPC statuses (no internals)."""
+    def _call(self, context, method: str, inputs: int, work: Callable):
+        """Runs work in the call's span, logs computed batches, and turns errors into gRPC
+        statuses (no internals)."""
         metadata = dict(context.invocation_metadata())
         # A batch may hold several requests; the gateway sends their ids comma-separated.
         request_id = metadata.get("x-request-id", "")
         asked = metadata.get("x-compute-threads", "")
         # 0: as the previous call left them; never more than this runner started with.
         threads = min(int(asked), self._threads) if asked.isdigit() else 0
-        try:
-            with self._turn, compute_threads.requested_for_call(threads):
-                started = time.perf_counter()  # the wait for the turn is not compute time
-                out = work()
-                elapsed = time.perf_counter() - started
-        except RunnerError as exc:
-            context.abort(exc.code, str(exc))
-        except Exception:
-            self._logger.error("batch_failed", exc_info=True, request_id=request_id)
-            context.abort(grpc.StatusCode.INTERNAL, "the model failed on this batch")
+        with tracing.server_span(f"edgeembed.runner.v1.Runner/{method}", metadata, **{
+                "rpc.system": "grpc", "rpc.method": method, "edge_embed.inputs": inputs,
+                "edge_embed.request_ids": request_id.split(",") if request_id else []}):
+            ids = {"request_id": request_id}
+            if trace_id := tracing.trace_id():
+                ids["trace_id"] = trace_id
+            try:
+                with self._turn, compute_threads.requested_for_call(threads):
+                    started = time.perf_counter()  # the wait for the turn is not compute time
+                    out = work()
+                    elapsed = time.perf_counter() - started
+            except RunnerError as exc:
+                context.abort(exc.code, str(exc))
+            except Exception:
+                self._logger.error("batch_failed", exc_info=True, **ids)
+                context.abort(grpc.StatusCode.INTERNAL, "the model failed on this batch")
         if hasattr(out, "token_counts"):
-            self._logger.info("batch_done", request_id=request_id, inputs=inputs, failed=len(out.errors),
+            self._logger.info("batch_done", **ids, inputs=inputs, failed=len(out.errors),
                               tokens=sum(out.token_counts), compute_ms=round(elapsed * 1000, 3),
                               threads_asked=threads)
         return out, elapsed
 
     def Tokenize(self, request, context):
         texts = list(request.texts)
-        out, _ = self._call(context, len(texts), lambda: self._handler.tokenize(texts, request.add_special_tokens))
+        out, _ = self._call(context, "Tokenize", len(texts), lambda: self._handler.tokenize(texts, request.add_special_tokens))
         return runner_pb2.TokenizeResponse(texts=[
             runner_pb2.TokenizedText(tokens=[runner_pb2.Token(id=t.id, text=t.text, special=t.special,
                                                               start=t.start, stop=t.stop) for t in tokens])
@@ -119,7 +126,7 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
 
     def Detokenize(self, request, context):
         sequences = [list(s.ids) for s in request.sequences]
-        out, _ = self._call(context, len(sequences),
+        out, _ = self._call(context, "Detokenize", len(sequences),
                             lambda: self._handler.detokenize(sequences, request.skip_special_tokens))
         return runner_pb2.DetokenizeResponse(texts=out.texts, errors=_errors(out.errors))
 

@@ -8,6 +8,7 @@ import { createMetrics } from './metrics/metrics.ts';
 import { SocketDir } from './runners/socket-dir.ts';
 import { RunnerStartError } from './runners/supervisor.ts';
 import { ModelRegistry } from './services/model-registry.ts';
+import { startTracing } from './tracing/setup.ts';
 
 const USAGE = `Usage: node gateway/src/main.ts --models NAME[,NAME...] [options]
 
@@ -53,6 +54,8 @@ async function main(): Promise<void> {
   // Keys are secrets: the log says only how many there are.
   logger.info({ config: { ...settings, API_KEY: `${settings.API_KEY.length} key(s)`, ADMIN_API_KEY: `${settings.ADMIN_API_KEY.length} key(s)` } },
     'runtime_config');
+  // Before any request, so that the first one is traced too; a no-op without OTEL_* settings.
+  const stopTracing = await startTracing(process.env, logger);
   const socketParent = settings.SOCKET_DIR || tmpdir();
   let sockets: SocketDir;
   try {
@@ -85,6 +88,7 @@ async function main(): Promise<void> {
     // close() stops accepting, answers new requests 503, and waits for in-flight ones.
     await app.close().catch((err) => logger.error({ err }, 'http_close_failed'));
     await registry.stop();
+    await stopTracing?.(); // sends the spans still buffered
     clearTimeout(force);
     logger.info('shutdown_complete');
     process.exit(0);

@@ -16,6 +16,7 @@ import dataclasses
 import numpy as np
 import torch
 
+from .. import tracing
 from ..errors import ConfigError, InputFailure, InvalidInput, too_long
 from .base import ClassifyInput, ClassifyOutput, LoadContext
 from .classification_model import load_classification_model
@@ -87,8 +88,9 @@ class SequenceClassifierHandler(EncoderHandler):
         tok = self.tokenizer()
         tok.truncation_side = side  # this thread's own copy
         firsts, seconds = [a for a, _ in pairs], [b for _, b in pairs]
-        enc = tok(firsts, seconds, truncation=True, max_length=self.max_tokens, padding=False,
-                  return_attention_mask=False)
+        with tracing.span("tokenize", **{"edge_embed.inputs": len(pairs)}):
+            enc = tok(firsts, seconds, truncation=True, max_length=self.max_tokens, padding=False,
+                      return_attention_mask=False)
         batch = Tokenized(enc["input_ids"], enc.get("token_type_ids"))
         if truncate:
             return batch

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import tracing
 from ..errors import INPUT_TOO_LONG, ConfigError, InputFailure, InvalidInput
 from .base import LoadContext, ScoreOutput
 from .classification_model import load_classification_model
@@ -45,8 +46,9 @@ class CrossEncoderHandler(EncoderHandler):
         if not documents:
             raise InvalidInput("documents must not be empty")
         tok = self.tokenizer()
-        q = tok(query, add_special_tokens=False)["input_ids"]
-        docs = tok(documents, add_special_tokens=False)["input_ids"]
+        with tracing.span("tokenize", **{"edge_embed.inputs": len(documents) + 1}):
+            q = tok(query, add_special_tokens=False)["input_ids"]
+            docs = tok(documents, add_special_tokens=False)["input_ids"]
         room = self.max_tokens - self._template.specials
         if len(q) >= room:
             if not truncate:

@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import torch
 
-from .. import compute_threads
+from .. import compute_threads, tracing
 from ..errors import EMPTY_INPUT, INVALID_TOKEN_IDS, ConfigError, InputFailure, InvalidInput, too_long
 from .base import (DetokenizeOutput, EmbedOptions, Handler, Inputs, LoadContext, MultiVectorOutput, Token,
                    TokenizeOutput)
@@ -175,8 +175,9 @@ class EncoderHandler(Handler):
         """Token ids cut at max_tokens; without truncate, longer texts fail instead."""
         tok = self.tokenizer()
         tok.truncation_side = side  # this thread's own copy
-        enc = tok(texts, truncation=True, max_length=self._max_tokens, padding=False,
-                  return_attention_mask=False)
+        with tracing.span("tokenize", **{"edge_embed.inputs": len(texts)}):
+            enc = tok(texts, truncation=True, max_length=self._max_tokens, padding=False,
+                      return_attention_mask=False)
         batch = Tokenized(enc["input_ids"], enc.get("token_type_ids"))
         return batch if truncate else batch.with_failures(self._overlong_texts(tok, texts, batch.lengths))
 
@@ -217,7 +218,9 @@ class EncoderHandler(Handler):
                         out[row] = value
             return out
 
-        return self._compute.submit(compute).result()
+        with tracing.span("forward", **{"edge_embed.rows": len(rows), "edge_embed.buckets": len(buckets),
+                                        "edge_embed.tokens": sum(batch.lengths[i] for i in rows)}):
+            return self._compute.submit(compute).result()
 
     def _token_states(self, model, batch: Tokenized) -> MultiVectorOutput:
         """Every non-padding token's last hidden state from model, the bare encoder."""

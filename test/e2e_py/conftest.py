@@ -25,12 +25,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_gateway(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
-    """Runs `node gateway/src/main.ts` and waits until /health is 200."""
+def start_gateway(env: dict[str, str], log: Path | None = None) -> tuple[subprocess.Popen, str]:
+    """Runs `node gateway/src/main.ts` and waits until /health is 200; its log lines go to log, if given."""
     port = _free_port()
     full_env = {**os.environ, "MODELS": MODEL, "PORT": str(port), "LOG_LEVEL": "warn", **env}
+    stdout = open(log, "wb") if log else subprocess.DEVNULL
     proc = subprocess.Popen([str(ROOT / "node_modules/.bin/node"), "gateway/src/main.ts"], cwd=ROOT, env=full_env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=stdout, stderr=subprocess.PIPE)
+    if log:
+        stdout.close()  # the child holds its own copy
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 150
     while True:

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Context } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import type { Settings } from '../config/settings.ts';
 import { ApiError } from '../errors.ts';
@@ -12,6 +13,7 @@ import { registerBodyParsing } from './body.ts';
 import { isServerFault, toHttpError } from './error-envelope.ts';
 import openApiRoutes from './openapi.ts';
 import { RejectionLog } from './rejection-log.ts';
+import { traceRequests } from './tracing-hooks.ts';
 import cohereRoutes from './routes/cohere.ts';
 import classifyRoutes from './routes/classify.ts';
 import embeddingsRoute from './routes/embeddings.ts';
@@ -43,6 +45,8 @@ declare module 'fastify' {
     modelName: string;
     /** Aborts when the client disconnects before its answer is sent. */
     abortSignal: AbortSignal;
+    /** The request's span, as the parent of its queue, batch and runner spans; undefined while tracing is off. */
+    trace: Context | undefined;
   }
 }
 
@@ -94,6 +98,8 @@ export function buildApp({ settings, registry, metrics, logger, reload }: AppDep
   app.addHook('onClose', async () => stats.stop());
   app.decorateRequest('modelName', '');
   app.decorateRequest('abortSignal', null as unknown as AbortSignal);
+  app.decorateRequest('trace', undefined);
+  traceRequests(app);
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);

@@ -1,9 +1,9 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { CallContext, ModelService } from '../services/model-service.ts';
 
-/** What the service needs from a request: its id, and a signal for a client that left. */
+/** What the service needs from a request: its id, a signal for a client that left, and its trace. */
 export function callContext(request: FastifyRequest): CallContext {
-  return { requestId: request.id, signal: request.abortSignal };
+  return { requestId: request.id, signal: request.abortSignal, trace: request.trace };
 }
 
 /**

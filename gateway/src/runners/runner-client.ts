@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
+import type { Context } from '@opentelemetry/api';
 import type { ClassifyRequest } from '../generated/edgeembed/runner/v1/ClassifyRequest.ts';
 import type { ClassifyResponse__Output } from '../generated/edgeembed/runner/v1/ClassifyResponse.ts';
 import type { DetokenizeResponse__Output } from '../generated/edgeembed/runner/v1/DetokenizeResponse.ts';
@@ -12,6 +13,7 @@ import type { RunnerClient as GeneratedRunnerClient } from '../generated/edgeemb
 import type { TokenizeResponse__Output } from '../generated/edgeembed/runner/v1/TokenizeResponse.ts';
 import type { ClassifyText } from '../services/call-specs.ts';
 import type { HealthClient } from '../generated/grpc/health/v1/Health.ts';
+import { clientSpan } from '../tracing/spans.ts';
 import { fromGrpcError } from './grpc-errors.ts';
 import { HealthClientCtor, RunnerClientCtor } from './proto.ts';
 
@@ -42,6 +44,8 @@ export interface CallMeta {
   requestIds: string[];
   /** CPU threads the call's forward passes may use (see cpu-share.ts); 0 leaves the runner's count alone. */
   threads: number;
+  /** The batch span the call belongs to; its traceparent goes to the runner. Undefined while tracing is off. */
+  trace?: Context;
 }
 
 const MAX_MESSAGE = 256 * 1024 * 1024;
@@ -77,27 +81,27 @@ export class RunnerClient {
   /** Embeds texts, or sequences of the model's own token ids. */
   embed(inputs: string[] | number[][], options: EmbedCallOptions, meta: CallMeta): Promise<EmbedReply> {
     const payload = typeof inputs[0] === 'string' ? { texts: inputs as string[] } : { token_ids: (inputs as number[][]).map((ids) => ({ ids })) };
-    return new Promise((resolve, reject) => {
-      this.#runner.Embed({ ...payload, ...options }, this.#metadata(meta), this.#deadline(), (err, reply) =>
+    return this.#traced('Embed', meta, (metadata) => new Promise((resolve, reject) => {
+      this.#runner.Embed({ ...payload, ...options }, metadata, this.#deadline(), (err, reply) =>
         err ? reject(fromGrpcError(err, this.#model)) : resolve(reply!));
-    });
+    }));
   }
 
   /** Scores documents against a query. */
   rerank(query: string, documents: string[], options: RerankCallOptions, meta: CallMeta): Promise<RerankReply> {
-    return new Promise((resolve, reject) => {
-      this.#runner.Rerank({ query, documents, ...options }, this.#metadata(meta), this.#deadline(), (err, reply) =>
+    return this.#traced('Rerank', meta, (metadata) => new Promise((resolve, reject) => {
+      this.#runner.Rerank({ query, documents, ...options }, metadata, this.#deadline(), (err, reply) =>
         err ? reject(fromGrpcError(err, this.#model)) : resolve(reply!));
-    });
+    }));
   }
 
   /** Scores every label of a classifier for each text or (text, text_pair) pair. */
   classify(inputs: ClassifyText[], options: ClassifyCallOptions, meta: CallMeta): Promise<ClassifyReply> {
     const payload = inputs.map((x) => (typeof x === 'string' ? { text: x } : { text: x[0], text_pair: x[1] }));
-    return new Promise((resolve, reject) => {
-      this.#runner.Classify({ inputs: payload, ...options }, this.#metadata(meta), this.#deadline(), (err, reply) =>
+    return this.#traced('Classify', meta, (metadata) => new Promise((resolve, reject) => {
+      this.#runner.Classify({ inputs: payload, ...options }, metadata, this.#deadline(), (err, reply) =>
         err ? reject(fromGrpcError(err, this.#model)) : resolve(reply!));
-    });
+    }));
   }
 
   /** The model's own tokenisation of each text. */
@@ -131,6 +135,16 @@ export class RunnerClient {
       this.#health.Check({ service: '' }, this.#metadata(), { deadline: Date.now() + timeoutMs }, (err, reply) =>
         resolve(!err && reply?.status === 'SERVING'),
       );
+    });
+  }
+
+  /** A computing call, in a client span when the batch is traced; the span's context travels as metadata. */
+  #traced<T>(method: string, meta: CallMeta, call: (metadata: grpc.Metadata) => Promise<T>): Promise<T> {
+    const attributes = { 'rpc.system': 'grpc', 'rpc.service': 'edgeembed.runner.v1.Runner', 'rpc.method': method };
+    return clientSpan(meta.trace, `edgeembed.runner.v1.Runner/${method}`, attributes, (headers) => {
+      const metadata = this.#metadata(meta);
+      for (const [key, value] of Object.entries(headers)) metadata.set(key, value);
+      return call(metadata);
     });
   }
 

@@ -1,9 +1,11 @@
+import type { Context } from '@opentelemetry/api';
 import { ApiError, InputError } from '../errors.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import type { CallMeta, RunnerClient } from '../runners/runner-client.ts';
 import type { SupervisedRunner } from '../runners/supervisor.ts';
 import type { CpuShare } from './cpu-share.ts';
 import { estimateTokens } from './token-estimate.ts';
+import { contextOf, endSpan, recordSpan, startLinkedSpan } from '../tracing/spans.ts';
 
 /** An input of a runner call that the runner could not process; `row` is its position in the call. */
 export interface RowFailure {
@@ -65,6 +67,8 @@ interface Job {
   spec: CallSpec<unknown, unknown>;
   requestId: string;
   signal: AbortSignal | undefined;
+  /** The request's span, parent of the job's queue and batch spans; undefined while tracing is off. */
+  trace: Context | undefined;
   admittedAt: number;
   startedAt: number | undefined;
   /** Estimated tokens of each input. */
@@ -179,7 +183,7 @@ export class Batcher {
   }
 
   /** Queues inputs for computing; rejects with an ApiError (an InputError for one bad input). */
-  submit<T, I>(inputs: I[], spec: CallSpec<T, I>, requestId: string, signal?: AbortSignal): Promise<BatchResult<T>> {
+  submit<T, I>(inputs: I[], spec: CallSpec<T, I>, requestId: string, signal?: AbortSignal, trace?: Context): Promise<BatchResult<T>> {
     if (!this.#runners.some((r) => r.state === 'ready')) {
       return Promise.reject(this.#unavailable());
     }
@@ -194,7 +198,7 @@ export class Batcher {
       const now = performance.now();
       const costs = inputs.map(estimateTokens);
       const job: Job = {
-        inputs, spec: spec as CallSpec<unknown, unknown>, requestId, signal, admittedAt: now, startedAt: undefined,
+        inputs, spec: spec as CallSpec<unknown, unknown>, requestId, signal, trace, admittedAt: now, startedAt: undefined,
         costs, order: inputs.map((_, i) => i).sort((a, b) => costs[b]! - costs[a]!), next: 0,
         pendingTokens: costs.reduce((a, b) => a + b, 0), done: 0, items: new Array(inputs.length), tokens: new Array(inputs.length), inferenceMs: 0, settled: false,
         deadline: now + this.#opts.queueTimeoutMs, timer: undefined, resolve: resolve as (r: BatchResult<unknown>) => void, reject,
@@ -328,6 +332,7 @@ export class Batcher {
   #start(job: Job): void {
     job.startedAt = performance.now();
     this.#metrics.queueSeconds.observe({ model: this.#model }, (job.startedAt - job.admittedAt) / 1000);
+    if (job.trace) recordSpan(job.trace, 'queue', job.admittedAt, job.startedAt, { 'edge_embed.model': this.#model });
     clearTimeout(job.timer);
     const budgetMs = this.#opts.queueTimeoutMs + job.inputs.length * this.#opts.perInputTimeoutMs;
     job.deadline = job.startedAt + budgetMs;
@@ -349,14 +354,22 @@ export class Batcher {
     const alone = runner.info?.device === 'cpu' ? runner.info.compute_threads : 0;
     const share = alone > 0 ? this.#opts.cpuShare : undefined;
     const threads = share?.begin(runner, alone) ?? 0;
+    const traces = [...new Set(slices.flatMap((s) => (s.job.trace ? [s.job.trace] : [])))];
+    const span = startLinkedSpan('batch', traces, {
+      'edge_embed.model': this.#model, 'edge_embed.device': runner.info?.device ?? '', 'edge_embed.inputs': inputs.length,
+      'edge_embed.request_ids': requestIds, 'edge_embed.threads': threads,
+    });
     const started = performance.now();
     try {
-      const reply = await slices[0]!.job.spec.run(client, inputs, { requestIds, threads });
+      const reply = await slices[0]!.job.spec.run(client, inputs, { requestIds, threads, trace: span && contextOf(span) });
       runner.served();
       const elapsedMs = performance.now() - started;
+      span?.setAttribute('edge_embed.tokens', reply.tokens.reduce((a, b) => a + b, 0));
+      endSpan(span);
       this.#record(reply, elapsedMs, inputs.length, 'ok');
       this.#deliver(slices, reply, elapsedMs);
     } catch (err) {
+      endSpan(span, err);
       this.#metrics.runnerCalls.inc({ model: this.#model, outcome: 'error' });
       const jobs = new Set(slices.map((s) => s.job));
       if (jobs.size > 1 && isolatable(err)) {

@@ -1,3 +1,4 @@
+import type { Context } from '@opentelemetry/api';
 import type { CatalogEntry } from '../config/catalog.ts';
 import { ApiError, InputError } from '../errors.ts';
 import type { Metrics } from '../metrics/metrics.ts';
@@ -39,6 +40,8 @@ export interface CallContext {
   requestId: string;
   /** Aborts when the client goes away; queued work for it is then dropped. */
   signal?: AbortSignal;
+  /** The request's span, parent of its queue and batch spans; undefined while tracing is off. */
+  trace?: Context;
   /** The dialect's names for the inputs (TEI's `inputs`, Cohere's `texts`); default INPUT. */
   inputs?: InputNames;
 }
@@ -207,7 +210,7 @@ export class ModelService {
   async #submit<T, I>(inputs: I[], spec: CallSpec<T, I>, ctx: CallContext,
     position: (submitted: number) => number = (i) => i): Promise<BatchResult<T>> {
     try {
-      return await this.#batcher.submit(inputs, spec, ctx.requestId, ctx.signal);
+      return await this.#batcher.submit(inputs, spec, ctx.requestId, ctx.signal, ctx.trace);
     } catch (err) {
       const { param, name } = ctx.inputs ?? INPUT;
       throw err instanceof InputError ? err.forClient(param, position(err.index), name) : err;

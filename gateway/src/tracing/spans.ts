@@ -1,0 +1,98 @@
+import {
+  ROOT_CONTEXT, SpanKind, SpanStatusCode, propagation, trace,
+  type Attributes, type Context, type Link, type Span, type Tracer,
+} from '@opentelemetry/api';
+
+/**
+ * The spans the gateway makes, and nothing else: every helper returns at once while tracing is
+ * off, so a server without OTEL_* settings pays one comparison per call site. Parents are passed
+ * explicitly (a request's trace travels with its job through the batcher), because calls mix
+ * requests and no ambient context could say which one a runner call belongs to.
+ */
+
+let tracer: Tracer | undefined;
+
+/** Turns the helpers on; setup.ts calls it once the SDK is running. */
+export function useTracer(next: Tracer | undefined): void {
+  tracer = next;
+}
+
+/** Whether spans are being made. */
+export function tracingOn(): boolean {
+  return tracer !== undefined;
+}
+
+/** A W3C traceparent: version, 32-hex trace id, 16-hex parent id, flags. */
+const TRACEPARENT = /^[\da-f]{2}-([\da-f]{32})-[\da-f]{16}-[\da-f]{2}$/;
+
+/**
+ * The trace id of a client's traceparent header. Logged even while tracing is off, so a client's
+ * own traces still lead to our log lines.
+ */
+export function traceIdOf(header: unknown): string | undefined {
+  if (typeof header !== 'string') return undefined;
+  const id = TRACEPARENT.exec(header.trim())?.[1];
+  return id && !/^0+$/.test(id) ? id : undefined;
+}
+
+/** Starts a server span under the client's traceparent (if any); undefined while tracing is off. */
+export function startServerSpan(name: string, headers: Record<string, unknown>, attributes: Attributes): Span | undefined {
+  if (!tracer) return undefined;
+  const parent = propagation.extract(ROOT_CONTEXT, headers);
+  return tracer.startSpan(name, { kind: SpanKind.SERVER, attributes }, parent);
+}
+
+/** The context that makes children of span. */
+export function contextOf(span: Span): Context {
+  return trace.setSpan(ROOT_CONTEXT, span);
+}
+
+/** A span that has already happened, such as a job's wait in the queue (times from performance.now()). */
+export function recordSpan(parent: Context, name: string, startMs: number, endMs: number, attributes: Attributes): void {
+  if (!tracer) return;
+  const epoch = performance.timeOrigin;
+  tracer.startSpan(name, { startTime: epoch + startMs, attributes }, parent).end(epoch + endMs);
+}
+
+/**
+ * Starts an internal span under the first of parents, linked to the others: a runner call serves
+ * several requests, and each of their traces should reach it.
+ */
+export function startLinkedSpan(name: string, parents: Context[], attributes: Attributes): Span | undefined {
+  if (!tracer || parents.length === 0) return undefined;
+  const links: Link[] = parents.slice(1).flatMap((p) => {
+    const context = trace.getSpanContext(p);
+    return context ? [{ context }] : [];
+  });
+  return tracer.startSpan(name, { attributes, links }, parents[0]);
+}
+
+/** Ends span, marked as failed with err when there is one. */
+export function endSpan(span: Span | undefined, err?: unknown): void {
+  if (!span) return;
+  if (err !== undefined) {
+    span.recordException(err instanceof Error ? err : String(err));
+    span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
+  }
+  span.end();
+}
+
+/**
+ * Runs a client call in its own span under parent, handing it the headers (traceparent,
+ * tracestate) that carry the span to the other side.
+ */
+export async function clientSpan<T>(parent: Context | undefined, name: string, attributes: Attributes,
+  call: (headers: Record<string, string>) => Promise<T>): Promise<T> {
+  if (!tracer || !parent) return call({});
+  const span = tracer.startSpan(name, { kind: SpanKind.CLIENT, attributes }, parent);
+  const headers: Record<string, string> = {};
+  propagation.inject(trace.setSpan(parent, span), headers);
+  try {
+    return await call(headers);
+  } catch (err) {
+    endSpan(span, err);
+    throw err;
+  } finally {
+    if (span.isRecording()) span.end();
+  }
+}

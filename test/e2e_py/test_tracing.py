@@ -1,0 +1,171 @@
+"""One request gives one connected trace across the gateway and its runner, exported over OTLP.
+
+A real gateway and runner serve MiniLM with OTEL_EXPORTER_OTLP_ENDPOINT pointing at a receiver
+in this process, which decodes what both SDKs send. The request goes through the openai SDK
+with a W3C traceparent, as a traced client would send it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import secrets
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from openai import OpenAI
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (ExportTraceServiceRequest,
+                                                                      ExportTraceServiceResponse)
+
+from conftest import start_gateway, stop_gateway
+from support import MODEL, ROOT
+
+
+class Receiver(ThreadingHTTPServer):
+    """An OTLP/HTTP trace endpoint that keeps every span it is sent, as plain dicts."""
+
+    def __init__(self) -> None:
+        self.spans: list[dict] = []
+        self.lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), _Handler)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        request = ExportTraceServiceRequest.FromString(self._body())
+        found = []
+        for rs in request.resource_spans:
+            service = next(a.value.string_value for a in rs.resource.attributes if a.key == "service.name")
+            for ss in rs.scope_spans:
+                for s in ss.spans:
+                    found.append({
+                        "service": service, "name": s.name, "trace_id": s.trace_id.hex(), "span_id": s.span_id.hex(),
+                        "parent": s.parent_span_id.hex(), "start": s.start_time_unix_nano, "end": s.end_time_unix_nano,
+                        "attributes": {a.key: _value(a.value) for a in s.attributes},
+                    })
+        with self.server.lock:
+            self.server.spans.extend(found)
+        reply = ExportTraceServiceResponse().SerializeToString()
+        self.send_response(200)
+        self.send_header("content-type", "application/x-protobuf")
+        self.send_header("content-length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def _body(self) -> bytes:
+        """The request body, sized or chunked (Node's exporter streams it), gzipped or not."""
+        if self.headers.get("transfer-encoding", "").lower() == "chunked":
+            body = b""
+            while size := int(self.rfile.readline().split(b";")[0], 16):
+                body += self.rfile.read(size)
+                self.rfile.readline()
+            self.rfile.readline()
+        else:
+            body = self.rfile.read(int(self.headers.get("content-length", 0)))
+        return gzip.decompress(body) if self.headers.get("content-encoding") == "gzip" else body
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def _value(v):
+    kind = v.WhichOneof("value")
+    if kind == "array_value":
+        return [_value(x) for x in v.array_value.values]
+    return getattr(v, kind) if kind else None
+
+
+def _tree(spans: list[dict], root_parent: str) -> list[str]:
+    """The trace as indented lines of service, name and duration, children by start time."""
+    children: dict[str, list[dict]] = {}
+    for s in spans:
+        children.setdefault(s["parent"], []).append(s)
+    t0 = min(s["start"] for s in spans)
+    lines = []
+
+    def walk(parent: str, depth: int) -> None:
+        for s in sorted(children.get(parent, []), key=lambda x: x["start"]):
+            lines.append(f"{'  ' * depth}{s['name']} [{s['service']}] +{(s['start'] - t0) / 1e6:.2f} ms, "
+                         f"{(s['end'] - s['start']) / 1e6:.2f} ms")
+            walk(s["span_id"], depth + 1)
+
+    walk(root_parent, 0)
+    return lines
+
+
+@pytest.fixture(scope="module")
+def receiver():
+    server = Receiver()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+
+
+def test_one_request_is_one_trace_across_both_processes(receiver, tmp_path):
+    log = tmp_path / "gateway.log"
+    proc, url = start_gateway({"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "200",
+                               "LOG_LEVEL": "info"}, log=log)
+    trace_id, client_span = secrets.token_hex(16), secrets.token_hex(8)
+    request_id = "trace-test-1"
+    try:
+        client = OpenAI(base_url=f"{url}/v1", api_key="unused")
+        out = client.embeddings.create(model=MODEL, input=["tracing across processes", "a second text"],
+                                       extra_headers={"traceparent": f"00-{trace_id}-{client_span}-01",
+                                                      "x-request-id": request_id})
+        assert len(out.data) == 2
+    finally:
+        # Stopping flushes both processes' span buffers.
+        assert stop_gateway(proc) == 0
+
+    deadline = time.time() + 15
+    while True:
+        with receiver.lock:
+            spans = [s for s in receiver.spans if s["trace_id"] == trace_id]
+        services = {s["service"] for s in spans}
+        if {"edge-embed", "edge-embed-runner"} <= services and len(spans) >= 7 or time.time() > deadline:
+            break
+        time.sleep(0.2)
+
+    by_name = {s["name"]: s for s in spans}
+    assert set(by_name) >= {"POST /v1/embeddings", "queue", "batch", "edgeembed.runner.v1.Runner/Embed",
+                            "tokenize", "forward"}, sorted(by_name)
+    # Connected: every span hangs from another span of this trace, or from the client's span.
+    ids = {s["span_id"] for s in spans}
+    assert all(s["parent"] in ids or s["parent"] == client_span for s in spans)
+    http = by_name["POST /v1/embeddings"]
+    assert http["parent"] == client_span and http["service"] == "edge-embed"
+    assert http["attributes"]["edge_embed.request_id"] == request_id
+    assert http["attributes"]["http.response.status_code"] == 200
+    assert by_name["queue"]["parent"] == http["span_id"]
+    batch = by_name["batch"]
+    assert batch["parent"] == http["span_id"] and request_id in batch["attributes"]["edge_embed.request_ids"]
+    rpc = [s for s in spans if s["name"] == "edgeembed.runner.v1.Runner/Embed"]
+    client_side = next(s for s in rpc if s["service"] == "edge-embed")
+    server_side = next(s for s in rpc if s["service"] == "edge-embed-runner")
+    assert client_side["parent"] == batch["span_id"] and server_side["parent"] == client_side["span_id"]
+    assert request_id in server_side["attributes"]["edge_embed.request_ids"]
+    assert by_name["tokenize"]["parent"] == server_side["span_id"]
+    assert by_name["forward"]["parent"] == server_side["span_id"]
+    for s in spans:
+        assert s["start"] <= s["end"]
+
+    # Logs join traces: the gateway's and the runner's lines for this request carry its trace id.
+    lines = [json.loads(x) for x in log.read_text().splitlines() if x.startswith("{")]
+    mine = [x for x in lines if request_id in str(x.get("request_id", ""))]
+    assert mine and all(x.get("trace_id") == trace_id for x in mine), mine
+    assert any(x.get("msg") == "batch_done" for x in mine)
+
+    tree = "\n".join(_tree(spans, client_span))
+    out_dir = ROOT / ".test-results"
+    out_dir.mkdir(exist_ok=True)
+    (out_dir / "trace-tree.txt").write_text(tree + "\n")
+    print(tree)
+

@@ -140,6 +140,7 @@ export class RunnerClient {
 
   /** A computing call, in a client span when the batch is traced; the span's context travels as metadata. */
   #traced<T>(method: string, meta: CallMeta, call: (metadata: grpc.Metadata) => Promise<T>): Promise<T> {
+    if (!meta.trace) return call(this.#metadata(meta));
     const attributes = { 'rpc.system': 'grpc', 'rpc.service': 'edgeembed.runner.v1.Runner', 'rpc.method': method };
     return clientSpan(meta.trace, `edgeembed.runner.v1.Runner/${method}`, attributes, (headers) => {
       const metadata = this.#metadata(meta);

@@ -355,7 +355,7 @@ export class Batcher {
     const share = alone > 0 ? this.#opts.cpuShare : undefined;
     const threads = share?.begin(runner, alone) ?? 0;
     const traces = [...new Set(slices.flatMap((s) => (s.job.trace ? [s.job.trace] : [])))];
-    const span = startLinkedSpan('batch', traces, {
+    const span = traces.length === 0 ? undefined : startLinkedSpan('batch', traces, {
       'edge_embed.model': this.#model, 'edge_embed.device': runner.info?.device ?? '', 'edge_embed.inputs': inputs.length,
       'edge_embed.request_ids': requestIds, 'edge_embed.threads': threads,
     });

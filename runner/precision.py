@@ -54,7 +54,8 @@ def apply_precision(handler: EncoderHandler, name: str, precision: str, limits: 
 
     auto times fp32 against every candidate that passes the gate and keeps the fastest. The
     choice is cached per CPU (model, flags and cores) and thread count, next to the converted
-    weights, so later starts on the same machine measure only the fidelity of what they serve.
+    weights (or, where those are read-only, in the user's cache folder), so later starts on the
+    same machine measure only the fidelity of what they serve.
     `progress` hears of the slow steps (conversion, the gate) before they start.
     """
     if precision not in PRECISIONS:
@@ -70,13 +71,15 @@ def apply_precision(handler: EncoderHandler, name: str, precision: str, limits: 
     if unfit:
         raise ConfigError(f"{name}: precision {precision} needs {unfit}; use fp32 or auto")
     reference, weights_dir = handler.encoder()
-    folder = choice_file = None
+    folder, choice_files = None, ()
     if precision != "bf16":  # bf16 converts nothing and remembers nothing
         from .backends.openvino_int8 import CACHE_DIR, cache_key
 
-        folder = weights_dir / CACHE_DIR / cache_key(weights_dir)
-        choice_file = folder / f"choice-{cpu_key()}-{threads}-{'-'.join(_CANDIDATES)}.json"
-    cached = _remembered(choice_file) if precision == "auto" else None
+        key = cache_key(weights_dir)
+        folder = weights_dir / CACHE_DIR / key
+        choice = f"choice-{cpu_key()}-{threads}-{'-'.join(_CANDIDATES)}.json"
+        choice_files = (folder / choice, _user_cache() / f"{weights_dir.name}-{key}" / choice)
+    cached = _remembered(choice_files) if precision == "auto" else None
     if cached and cached["choice"] == "fp32":
         handler.precision = PrecisionReport("fp32", f"{fp32.detail}; auto: {cached['why']} (cached for this CPU)")
         return handler.precision
@@ -135,10 +138,10 @@ def apply_precision(handler: EncoderHandler, name: str, precision: str, limits: 
     if precision == "auto" and (chosen is None or (not cached and fp32_seconds <= passing[chosen][0])):
         if chosen is None:
             why = "no candidate passed the fidelity gate"
-            choice_file.unlink(missing_ok=True)  # the next start weighs every candidate again
+            _forget(choice_files)  # the next start weighs every candidate again
         else:
             why = f"fp32 took {fp32_seconds:.3f} s on the gate's corpus, the fastest other ({chosen}) {passing[chosen][0]:.3f} s"
-            _remember(choice_file, "fp32", why)
+            _remember(choice_files, "fp32", why)
         handler.precision = PrecisionReport("fp32", f"{fp32.detail}; auto: {why}", None, converted, candidates)
         return handler.precision
     chosen_seconds, fidelity, encoder = passing[chosen]
@@ -154,7 +157,7 @@ def apply_precision(handler: EncoderHandler, name: str, precision: str, limits: 
     if precision == "auto":
         why = f"{chosen} took {chosen_seconds:.3f} s on the gate's corpus, fp32 {fp32_seconds:.3f} s"
         if not cached:
-            _remember(choice_file, chosen, why)
+            _remember(choice_files, chosen, why)
         detail += f"; auto: {cached['why'] + ' (cached for this CPU)' if cached else why}"
     handler.precision = PrecisionReport(chosen.split("/")[0], detail, fidelity, converted, candidates)
     return handler.precision
@@ -208,21 +211,41 @@ def cpu_key() -> str:
     return hashlib.sha256(f"{text}|{os.cpu_count()}".encode()).hexdigest()[:12]
 
 
-def _remembered(path: Path) -> dict | None:
-    """The choice remembered for this CPU, or None when there is none or it cannot be read."""
-    try:
-        cached = json.loads(path.read_text())
-        return cached if isinstance(cached, dict) and {"choice", "why"} <= set(cached) else None
-    except (OSError, ValueError):
-        return None
+def _user_cache() -> Path:
+    """Where choices go when the weights folder is read-only, as in the container images."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edge-embed" / "precision"
 
 
-def _remember(path: Path, choice: str, why: str) -> None:
-    """Keeps the choice for the next start; one that cannot be written is simply timed again."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        staging = path.with_suffix(f".{os.getpid()}.tmp")
-        staging.write_text(json.dumps({"choice": choice, "why": why}))
-        staging.replace(path)
-    except OSError:
-        pass
+def _remembered(paths: tuple[Path, ...]) -> dict | None:
+    """The choice remembered for this CPU in the first of paths that has one, or None."""
+    for path in paths:
+        try:
+            cached = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(cached, dict) and {"choice", "why"} <= set(cached):
+            return cached
+    return None
+
+
+def _remember(paths: tuple[Path, ...], choice: str, why: str) -> None:
+    """Keeps the choice for the next start in the first of paths that can be written; where none
+    can, the next start simply times again."""
+    for path in paths:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            staging = path.with_suffix(f".{os.getpid()}.tmp")
+            staging.write_text(json.dumps({"choice": choice, "why": why}))
+            staging.replace(path)
+            return
+        except OSError:
+            continue
+
+
+def _forget(paths: tuple[Path, ...]) -> None:
+    """Drops a remembered choice wherever it was kept."""
+    for path in paths:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            pass

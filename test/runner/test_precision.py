@@ -158,3 +158,17 @@ def test_bf16_passes_the_gate_on_minilm_stays_close_to_fp32_and_frees_the_fp32_e
 def test_auto_is_fp32_for_a_handler_without_an_encoder_to_swap(load):
     report = apply_precision(load("ms-marco-minilm-l6-v2"), "ms-marco-minilm-l6-v2", "auto", Thresholds(), 2)
     assert report.precision == "fp32" and report.detail.endswith("auto: bf16 and int8 need an encoder model")
+
+
+def test_a_choice_goes_to_the_user_cache_when_the_weights_folder_cannot_take_it(tmp_path):
+    from runner.precision import _forget, _remember, _remembered
+
+    blocked = tmp_path / "weights-file"
+    blocked.write_text("a file where a folder would have to be, as unwritable as a read-only mount")
+    paths = (blocked / "cache" / "choice.json", tmp_path / "user-cache" / "choice.json")
+    assert _remembered(paths) is None
+    _remember(paths, "bf16", "bf16 was faster")
+    assert _remembered(paths) == {"choice": "bf16", "why": "bf16 was faster"}
+    assert paths[1].exists()
+    _forget(paths)
+    assert _remembered(paths) is None

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { execa, type Result, type ResultPromise } from 'execa';
 import type { Logger } from 'pino';
 import type { Settings } from '../config/settings.ts';
+import { gpuPinning } from './gpu-pinning.ts';
 import { RunnerClient, type RunnerInfo } from './runner-client.ts';
 
 const PROJECT_ROOT = fileURLToPath(new URL('../../..', import.meta.url));
@@ -154,9 +155,16 @@ export class SupervisedRunner extends EventEmitter<{ state: [RunnerState] }> {
 
   async #launch(): Promise<void> {
     const s = this.#settings;
+    let pinned: ReturnType<typeof gpuPinning>;
+    try {
+      pinned = gpuPinning(this.device);
+    } catch (err) {
+      this.#reason = (err as Error).message;
+      throw new RunnerStartError(`runner for '${this.model}' on ${this.device}: ${this.#reason}`);
+    }
+    const { device, env } = pinned;
     // The socket path is free: the folder is new, and every exit path removed its last socket.
     this.#setState('starting');
-    const { device, env } = this.#pinning();
     // A new secret per process: only this gateway, which holds it, can call the runner.
     const secret = randomBytes(32).toString('hex');
     const stderrTail: string[] = [];
@@ -233,13 +241,6 @@ export class SupervisedRunner extends EventEmitter<{ state: [RunnerState] }> {
     this.#log.info({ pid: proc.pid, socket: this.#socket, info: this.#info }, 'runner_ready');
     void exited.then((r) => this.#onExit(proc, r.exitCode, r.signal));
     this.#watchHealth(proc, client);
-  }
-
-  /** cuda:N runs with only GPU N visible, which the runner then sees as cuda:0. */
-  #pinning(): { device: string; env: NodeJS.ProcessEnv } {
-    const match = /^cuda:(\d+)$/.exec(this.device);
-    if (!match) return { device: this.device, env: {} };
-    return { device: 'cuda:0', env: { CUDA_VISIBLE_DEVICES: match[1] } };
   }
 
   /** Re-emits the runner's log lines through pino; `onServing` fires on its `serving` line. */

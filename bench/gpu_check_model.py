@@ -131,16 +131,8 @@ def build_standin(out: Path, shape: dict, tokenizer_from: Path | None) -> str:
                         pad_token_id=tok.pad_token_id or 0, **shape)
     torch.manual_seed(0)
     BertModel(config, add_pooling_layer=False).save_pretrained(out)
-    _write(out / "modules.json", [
-        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
-    ])
     # MiniLM's own limit: inputs are cut at 256 tokens, which bounds the bench's long passages too.
-    _write(out / "sentence_bert_config.json", {"max_seq_length": 256, "do_lower_case": False})
-    (out / "1_Pooling").mkdir(exist_ok=True)
-    _write(out / "1_Pooling" / "config.json", {"word_embedding_dimension": shape["hidden_size"],
-                                               "pooling_mode_mean_tokens": True})
+    _make_standins().sentence_transformer_modules(out, shape["hidden_size"], 256, "mean_tokens")
     return where
 
 
@@ -151,15 +143,22 @@ def _synthesised_tokenizer():
     gets pieces that cover every word of the corpora used here instead, plus single characters
     so that any other text still tokenises.
     """
-    spec = importlib.util.spec_from_file_location("make_standins", ROOT / "scripts" / "make_standins.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _make_standins()
     pieces = _corpus_pieces()
     # Padded to MiniLM's vocabulary size with pieces no text produces (the pre-tokenizer splits
     # off "["), so the embedding matrix, and the memory it takes, is MiniLM's.
     module.VOCAB = MINILM_VOCAB
     module.wordpieces = lambda count: (pieces + [f"[unused{i}]" for i in range(count)])[:count]
     return module.bert_tokenizer(token_types=True)
+
+
+def _make_standins():
+    """scripts/make_standins.py as a fresh module (scripts/ is no package); fresh, because the
+    tokenizer above patches its globals."""
+    spec = importlib.util.spec_from_file_location("make_standins", ROOT / "scripts" / "make_standins.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _corpus_pieces() -> list[str]:

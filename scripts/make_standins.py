@@ -199,14 +199,20 @@ def sentence_transformer(out: Path, seed: int, pooling: str, xlmr_vocab: bool) -
                         pad_token_id=1 if xlmr_vocab else 0)
     BertModel(config, add_pooling_layer=False).save_pretrained(out)
     (xlmr_tokenizer() if xlmr_vocab else bert_tokenizer()).save_pretrained(out)
+    sentence_transformer_modules(out, HIDDEN, 512, pooling)
+
+
+def sentence_transformer_modules(out: Path, hidden: int, max_seq_length: int, pooling: str) -> None:
+    """The files that make an encoder folder a sentence-transformers model: Transformer, one
+    pooling mode, Normalize. bench/gpu_check_model.py builds its MiniLM-shaped stand-in with it."""
     write_json(out / "modules.json", [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
         {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
         {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
     ])
-    write_json(out / "sentence_bert_config.json", {"max_seq_length": 512, "do_lower_case": False})
+    write_json(out / "sentence_bert_config.json", {"max_seq_length": max_seq_length, "do_lower_case": False})
     (out / "1_Pooling").mkdir(exist_ok=True)
-    write_json(out / "1_Pooling" / "config.json", {"word_embedding_dimension": HIDDEN,
+    write_json(out / "1_Pooling" / "config.json", {"word_embedding_dimension": hidden,
                                                    f"pooling_mode_{pooling}": True})
     (out / "2_Normalize").mkdir(exist_ok=True)
 

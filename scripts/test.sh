@@ -16,8 +16,16 @@ failed=()
 run() { local name=$1; shift; echo "== $name"; "$@" || failed+=("$name"); }
 run typecheck tsc --noEmit -p .
 run typecheck-ui tsc --noEmit -p gateway/ui
+# vitest and pytest run side by side: both spend much of their time waiting for servers and models
+# to start, so together they take minutes less than one after the other. pytest's output is shown
+# once both have finished, so that the two do not interleave.
+.venv/bin/python -m pytest -q --junitxml="$results/pytest.xml" > "$results/pytest.log" 2>&1 &
+pytest_pid=$!
+trap 'kill "$pytest_pid" 2>/dev/null' INT TERM
 run vitest vitest run --reporter=default --reporter=json --outputFile.json="$results/vitest.json"
-run pytest .venv/bin/python -m pytest -q --junitxml="$results/pytest.xml"
+echo "== pytest"
+wait "$pytest_pid" || failed+=("pytest")
+cat "$results/pytest.log"
 
 .venv/bin/python scripts/sum_test_results.py "$results/vitest.json" "$results/pytest.xml" || failed+=("results")
 if [ ${#failed[@]} -gt 0 ]; then

@@ -8,7 +8,7 @@
 #
 #   docker build -t edge-embed .
 #   docker build --build-arg MODELS=all-minilm-l6-v2,bge-m3 --build-arg PRECISION=int8 -t edge-embed .
-#   docker run --read-only --tmpfs /tmp -p 8000:8000 edge-embed
+#   docker run --read-only --tmpfs /tmp --stop-timeout 45 -p 8000:8000 edge-embed
 
 # Catalog names whose weights are baked in, and served by default (MODELS may be set again at run
 # time). Empty bakes none: mount weights at /app/models and set MODELS when running.

@@ -24,11 +24,11 @@ generated stubs, ...) come from the wheelhouse scripts/gpu_wheelhouse.sh packs: 
 makes a venv with --system-site-packages (bridged to the current interpreter's packages, which
 may be a venv itself), installs the wheels with pip --no-index, and runs itself again in it.
 
-Through the device tool, from this repository:
+To run it where a GPU is lent: pack the wheelhouse here, copy the working tree and .gpu-wheels
+there, and run the script with that machine's Python:
 
     here:   bash scripts/gpu_wheelhouse.sh
-    there:  run(command="PYTHONUNBUFFERED=1 python3 bench/gpu_check.py --out $OUT/gpu.json",
-                carry=[".gpu-wheels"], timeout_s=360)
+    there:  python3 bench/gpu_check.py --out gpu.json
 
 .gpu-wheels (12 MiB) holds the wheels, a copy of the git-ignored runner/_proto, and MiniLM's
 tokenizer and config. `WITH_WEIGHTS=1 bash scripts/gpu_wheelhouse.sh` adds MiniLM's real weights
@@ -91,7 +91,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", choices=("cuda", "cpu"), default="cuda",
                    help="cuda: the real check; cpu: the same paths with the CPU as the device")
-    p.add_argument("--dry-run-cpu", action="store_true", help="the same as --device cpu")
     p.add_argument("--model", choices=("auto", "real", "standin", "tiny"), default=None,
                    help="auto: real weights if here, else the MiniLM-shaped stand-in (default on cuda); "
                         "tiny: a small random encoder (default on cpu)")
@@ -115,8 +114,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--budget-s", type=float, default=270, help="the whole check ends within this many seconds")
     p.add_argument("--out", type=Path, help="the JSON report (default $OUT/gpu_check.json, else bench/results/)")
     args = p.parse_args(argv)
-    if args.dry_run_cpu:
-        args.device = "cpu"
     gpu = args.device == "cuda"
     args.model = args.model or ("auto" if gpu else "tiny")
     args.corpus = args.corpus or (512 if gpu else 32)

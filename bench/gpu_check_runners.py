@@ -38,6 +38,17 @@ _MAX_MESSAGE = 256 * 1024 * 1024
 _LIVE: list["Runner"] = []
 
 
+def pinned_gpu(n: int, inherited: str | None) -> str:
+    """The GPU a cuda:N runner is pinned to, by the gateway's rule (gateway/src/runners/gpu-pinning.ts):
+    GPU N, or the N-th entry of an inherited CUDA_VISIBLE_DEVICES."""
+    if inherited is None:
+        return str(n)
+    listed = [x.strip() for x in inherited.split(",") if x.strip()]
+    if n >= len(listed):
+        raise RuntimeError(f"cuda:{n} needs at least {n + 1} GPU(s), but CUDA_VISIBLE_DEVICES='{inherited}' leaves {len(listed)}")
+    return listed[n]
+
+
 class RunnerFailed(RuntimeError):
     """A runner that exited or did not become ready; the message carries its last words."""
 
@@ -91,7 +102,7 @@ class Runner:
         s = self.settings
         device, env = self.device, {}
         if device.startswith("cuda:"):
-            env["CUDA_VISIBLE_DEVICES"] = device.split(":", 1)[1]
+            env["CUDA_VISIBLE_DEVICES"] = pinned_gpu(int(device.split(":", 1)[1]), os.environ.get("CUDA_VISIBLE_DEVICES"))
             device = "cuda:0"
         elif self.pinned_to is not None:
             # The CPU stand-in keeps the pinning's environment, so the same checks run on it.

@@ -94,12 +94,11 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
         asked = metadata.get("x-compute-threads", "")
         # 0: as the previous call left them; never more than this runner started with.
         threads = min(int(asked), self._threads) if asked.isdigit() else 0
-        with tracing.server_span(f"edgeembed.runner.v1.Runner/{method}", metadata, **{
-                "rpc.system": "grpc", "rpc.method": method, "edge_embed.inputs": inputs,
-                "edge_embed.request_ids": request_id.split(",") if request_id else []}):
-            ids = {"request_id": request_id}
-            if trace_id := tracing.trace_id():
-                ids["trace_id"] = trace_id
+        # The gateway sends the batch's trace ids whether or not tracing is on, so log lines join.
+        ids = {"request_id": request_id, **({"trace_id": metadata["x-trace-id"]} if "x-trace-id" in metadata else {})}
+        attributes = {"rpc.system": "grpc", "rpc.method": method, "edge_embed.inputs": inputs,
+                      "edge_embed.request_ids": request_id.split(",") if request_id else []} if tracing.enabled() else {}
+        with tracing.server_span(f"edgeembed.runner.v1.Runner/{method}", metadata, **attributes):
             try:
                 with self._turn, compute_threads.requested_for_call(threads):
                     started = time.perf_counter()  # the wait for the turn is not compute time
@@ -109,6 +108,7 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
                 context.abort(exc.code, str(exc))
             except Exception:
                 self._logger.error("batch_failed", exc_info=True, **ids)
+                tracing.failed("the model failed on this batch")
                 context.abort(grpc.StatusCode.INTERNAL, "the model failed on this batch")
         if hasattr(out, "token_counts"):
             self._logger.info("batch_done", **ids, inputs=inputs, failed=len(out.errors),

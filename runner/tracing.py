@@ -20,14 +20,19 @@ _provider = None
 
 
 def requested(env: Mapping[str, str] = os.environ) -> bool:
-    """An OTLP endpoint is named (or the exporter is otlp), and nothing switches tracing off."""
+    """OTEL_TRACES_EXPORTER lists otlp, or is unset while an OTLP endpoint is named; and the SDK is
+    not disabled."""
     if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return False
-    exporter = env.get("OTEL_TRACES_EXPORTER", "").strip().lower()
-    if exporter == "none":
-        return False
-    return bool(env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-                or exporter == "otlp")
+    exporters = {e.strip().lower() for e in env.get("OTEL_TRACES_EXPORTER", "").split(",") if e.strip()}
+    if exporters:
+        return "otlp" in exporters and "none" not in exporters
+    return bool(env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+
+
+def enabled() -> bool:
+    """Whether spans are being made, for callers that would otherwise compute their attributes."""
+    return _tracer is not None
 
 
 def start(model: str, device: str, logger: JsonLogger) -> None:
@@ -51,11 +56,13 @@ def start(model: str, device: str, logger: JsonLogger) -> None:
 
 
 def stop() -> None:
-    """Sends the spans still buffered; called as the runner stops."""
-    global _tracer
+    """Sends the spans still buffered, waiting at most 3 s: the gateway kills a runner that takes
+    10 s to stop, and a slow collector must not be what makes it."""
+    global _tracer, _provider
     if _provider is not None:
-        _tracer = None
-        _provider.shutdown()
+        provider, _tracer, _provider = _provider, None, None
+        provider.force_flush(timeout_millis=3000)
+        provider.shutdown()
 
 
 @contextlib.contextmanager
@@ -68,8 +75,21 @@ def server_span(name: str, metadata: Mapping[str, str], **attributes) -> Iterato
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
     parent = TraceContextTextMapPropagator().extract(carrier=dict(metadata))
-    with _tracer.start_as_current_span(name, context=parent, kind=SpanKind.SERVER, attributes=attributes):
+    # A refused input ends the call with an error status too; only failed() marks the span, so
+    # that client errors do not read as server faults.
+    with _tracer.start_as_current_span(name, context=parent, kind=SpanKind.SERVER, attributes=attributes,
+                                       set_status_on_exception=False):
         yield
+
+
+def failed(message: str) -> None:
+    """Marks the current span as a server fault."""
+    if _tracer is None:
+        return
+    from opentelemetry import trace
+    from opentelemetry.trace import Status, StatusCode
+
+    trace.get_current_span().set_status(Status(StatusCode.ERROR, message))
 
 
 def span(name: str, **attributes):
@@ -78,12 +98,3 @@ def span(name: str, **attributes):
         return contextlib.nullcontext()
     return _tracer.start_as_current_span(name, attributes=attributes)
 
-
-def trace_id() -> str | None:
-    """The current span's trace id, for log lines; None while tracing is off or outside a span."""
-    if _tracer is None:
-        return None
-    from opentelemetry import trace
-
-    context = trace.get_current_span().get_span_context()
-    return format(context.trace_id, "032x") if context.is_valid else None

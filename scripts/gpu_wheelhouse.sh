@@ -2,7 +2,7 @@
 # Packs what bench/gpu_check.py needs on a GPU machine that has Python, PyTorch and Transformers
 # but no network and no Node, into one git-ignored folder that travels with the working tree:
 #
-#   bash scripts/gpu_wheelhouse.sh            # -> .gpu-wheels/ (about 11 MiB for one Python)
+#   bash scripts/gpu_wheelhouse.sh            # -> .gpu-wheels/ (about 12 MiB for one Python)
 #
 #   .gpu-wheels/*.whl              the runner's imports that such a machine may lack, at the
 #                                  versions .venv runs: grpcio, grpcio-health-checking, protobuf
@@ -21,7 +21,7 @@
 #   GPU_PYTHON_VERSIONS  the GPU machine's Python minor versions, space-separated (default 3.12,
 #                        what python3 is on the lent H200 machines); grpcio and grpcio-tools are
 #                        built per version, about 10 MiB each.
-#   WITH_WEIGHTS=1       also pack the real MiniLM weights, stored as float16 (about 44 MiB):
+#   WITH_WEIGHTS=1       also pack the real MiniLM weights, stored as float16 (about 55 MiB in all):
 #                        the parity then uses real activations, at the price of most of the
 #                        64 MiB the working tree may take along.
 #   WHEELS_DIR           where to write (default .gpu-wheels).
@@ -104,15 +104,6 @@ if os.environ.get("WITH_WEIGHTS") == "1":
               metadata={"format": "pt", "edge_embed_note": "fp32 weights stored as float16 for transport"})
     print(f"gpu_wheelhouse: real weights packed as float16 from {source}")
 EOF
-
-# The folder must travel through the device tool's `carry`, which takes ignored paths; and it
-# must never be committed. .gitignore is not this script's to edit, so the local exclude file is.
-if [[ "$out" != /* ]] && ! git check-ignore -q "$out/requirements.txt"; then
-  exclude=$(git rev-parse --git-path info/exclude)
-  mkdir -p "$(dirname "$exclude")"
-  echo "/${out#./}/" >> "$exclude"
-  echo "gpu_wheelhouse: added /${out#./}/ to $exclude (add it to .gitignore to make that permanent)"
-fi
 
 bytes=$(du -sb "$out" | cut -f1)
 mib=$(( (bytes + 1048575) / 1048576 ))

@@ -19,9 +19,11 @@ run typecheck-ui tsc --noEmit -p gateway/ui
 # vitest and pytest run side by side: both spend much of their time waiting for servers and models
 # to start, so together they take minutes less than one after the other. pytest's output is shown
 # once both have finished, so that the two do not interleave.
-.venv/bin/python -m pytest -q --junitxml="$results/pytest.xml" > "$results/pytest.log" 2>&1 &
+# In its own process group, so that a cancelled run stops pytest and every server it started: SIGINT
+# lets pytest run its fixtures' teardown.
+setsid .venv/bin/python -m pytest -q --junitxml="$results/pytest.xml" > "$results/pytest.log" 2>&1 &
 pytest_pid=$!
-trap 'kill "$pytest_pid" 2>/dev/null' INT TERM
+trap 'kill -INT -- "-$pytest_pid" 2>/dev/null; wait "$pytest_pid"; exit 130' INT TERM
 run vitest vitest run --reporter=default --reporter=json --outputFile.json="$results/vitest.json"
 echo "== pytest"
 wait "$pytest_pid" || failed+=("pytest")

@@ -218,8 +218,9 @@ class EncoderHandler(Handler):
                         out[row] = value
             return out
 
-        with tracing.span("forward", **{"edge_embed.rows": len(rows), "edge_embed.buckets": len(buckets),
-                                        "edge_embed.tokens": sum(batch.lengths[i] for i in rows)}):
+        attributes = {"edge_embed.rows": len(rows), "edge_embed.buckets": len(buckets),
+                      "edge_embed.tokens": sum(batch.lengths[i] for i in rows)} if tracing.enabled() else {}
+        with tracing.span("forward", **attributes):
             return self._compute.submit(compute).result()
 
     def _token_states(self, model, batch: Tokenized) -> MultiVectorOutput:

@@ -107,6 +107,7 @@ def receiver():
     thread.start()
     yield server
     server.shutdown()
+    server.server_close()
 
 
 def test_one_request_is_one_trace_across_both_processes(receiver, tmp_path):

@@ -37,6 +37,8 @@ describe('tracing', () => {
     expect(tracesRequested({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' })).toBe(true);
     expect(tracesRequested({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://c:4318/v1/traces' })).toBe(true);
     expect(tracesRequested({ OTEL_TRACES_EXPORTER: 'otlp' })).toBe(true);
+    expect(tracesRequested({ OTEL_TRACES_EXPORTER: 'console, otlp' })).toBe(true);
+    expect(tracesRequested({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_TRACES_EXPORTER: 'console' })).toBe(false);
     expect(tracesRequested({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_TRACES_EXPORTER: 'none' })).toBe(false);
     expect(tracesRequested({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_SDK_DISABLED: 'true' })).toBe(false);
   });
@@ -45,6 +47,8 @@ describe('tracing', () => {
     expect(traceIdOf(TRACEPARENT)).toBe(TRACE);
     expect(traceIdOf(`00-${'0'.repeat(32)}-${CLIENT_SPAN}-01`)).toBeUndefined();
     expect(traceIdOf('00-xyz-1-01')).toBeUndefined();
+    expect(traceIdOf(`ff-${TRACE}-${CLIENT_SPAN}-01`)).toBeUndefined(); // version ff is invalid
+    expect(traceIdOf(`00-${TRACE}-${'0'.repeat(16)}-01`)).toBeUndefined();
     expect(traceIdOf(undefined)).toBeUndefined();
   });
 
@@ -75,7 +79,23 @@ describe('tracing', () => {
     expect(lines.find((l) => l.request_id === 'r-2')?.trace_id).toBe(TRACE);
   });
 
-  it('gives each job a queue span and each call a batch span under its first request, linked to the others', async () => {
+  it('records the wait of a job that fails in the queue, as failed', async () => {
+    const runner = { state: 'ready', info: undefined, on() {}, served() {}, client: {} } as unknown as RunnerHandle;
+    const never: CallSpec<number> = { key: 'k', run: () => new Promise(() => {}) };
+    const batcher = new Batcher('m', [runner], {
+      enableBatching: true, windowMs: 0, maxBatchInputs: 8, maxBatchTokens: 10_000, maxConcurrent: 1, maxQueue: 10,
+      queueTimeoutMs: 50, perInputTimeoutMs: 1_000,
+    }, createMetrics());
+    const span = startServerSpan('POST x', {}, {})!;
+    void batcher.submit(['busy'], never, 'busy').catch(() => {});
+    await expect(batcher.submit(['waits'], never, 'waits', undefined, { id: span.spanContext().traceId, context: contextOf(span) }))
+      .rejects.toMatchObject({ code: 'queue_timeout' });
+    const [queue] = exporter.getFinishedSpans().filter((s) => s.name === 'queue');
+    expect(queue?.parentSpanContext?.spanId).toBe(span.spanContext().spanId);
+    expect(queue?.status.code).toBe(2);
+  });
+
+  it('gives each job a queue span and each call a batch span under its first sampled request, linked to the others', async () => {
     const calls: { texts: string[]; meta: CallMeta; finish: () => void }[] = [];
     const runner = {
       state: 'ready', info: undefined, on() {}, served() {},
@@ -91,10 +111,12 @@ describe('tracing', () => {
       enableBatching: true, windowMs: 0, maxBatchInputs: 8, maxBatchTokens: 10_000, maxConcurrent: 1, maxQueue: 10,
       queueTimeoutMs: 10_000, perInputTimeoutMs: 1_000,
     }, createMetrics());
-    const request = (id: string) => startServerSpan(`POST ${id}`, {}, {})!;
+    // 'b' comes from a client that does not sample its trace: its batch span must not take the others' with it.
+    const unsampled = { traceparent: `00-${'1'.repeat(32)}-${CLIENT_SPAN}-00` };
+    const request = (id: string) => startServerSpan(`POST ${id}`, id === 'b' ? unsampled : {}, {})!;
     const spans = ['a', 'b', 'c'].map(request);
-    const contexts: Context[] = spans.map(contextOf);
-    const jobs = ['a', 'b', 'c'].map((id, i) => batcher.submit([id], spec, id, undefined, contexts[i]));
+    const traces = spans.map((s) => ({ id: s.spanContext().traceId, context: contextOf(s) as Context }));
+    const jobs = ['a', 'b', 'c'].map((id, i) => batcher.submit([id], spec, id, undefined, traces[i]));
     // 'a' goes at once, alone; 'b' and 'c' wait and share the next call.
     calls[0]!.finish();
     await jobs[0];
@@ -107,11 +129,13 @@ describe('tracing', () => {
     const batches = finished.filter((s) => s.name === 'batch');
     expect(batches).toHaveLength(2);
     const shared = batches.find((s) => s.attributes['edge_embed.inputs'] === 2)!;
-    expect(shared.parentSpanContext?.spanId).toBe(spans[1]!.spanContext().spanId);
-    expect(shared.links.map((l) => l.context.spanId)).toEqual([spans[2]!.spanContext().spanId]);
+    expect(shared.parentSpanContext?.spanId).toBe(spans[2]!.spanContext().spanId);
+    expect(shared.links.map((l) => l.context.spanId)).toEqual([spans[1]!.spanContext().spanId]);
     expect(shared.attributes['edge_embed.request_ids']).toEqual(['b', 'c']);
     expect(trace.getSpanContext(calls[1]!.meta.trace!)?.spanId).toBe(shared.spanContext().spanId);
+    expect(calls[1]!.meta.traceIds).toEqual([traces[1]!.id, traces[2]!.id]); // for the runner's log lines
     const queues = finished.filter((s) => s.name === 'queue');
-    expect(queues.map((s) => s.parentSpanContext?.spanId).sort()).toEqual(spans.map((s) => s.spanContext().spanId).sort());
+    // The unsampled request's spans are not recorded; the others' hang from their requests.
+    expect(queues.map((s) => s.parentSpanContext?.spanId).sort()).toEqual([spans[0]!, spans[2]!].map((s) => s.spanContext().spanId).sort());
   });
 });

@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import type { Context } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import type { Settings } from '../config/settings.ts';
 import { ApiError } from '../errors.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import type { ModelRegistry, ReloadResult } from '../services/model-registry.ts';
 import { TrafficStats } from '../services/traffic-stats.ts';
+import type { RequestTrace } from '../tracing/spans.ts';
 import cors from '@fastify/cors';
 import { requireApiKey } from './auth.ts';
 import { registerBodyParsing } from './body.ts';
@@ -45,8 +45,8 @@ declare module 'fastify' {
     modelName: string;
     /** Aborts when the client disconnects before its answer is sent. */
     abortSignal: AbortSignal;
-    /** The request's span, as the parent of its queue, batch and runner spans; undefined while tracing is off. */
-    trace: Context | undefined;
+    /** The request's trace id and span, for its work's log lines and spans; undefined without either. */
+    trace: RequestTrace | undefined;
   }
 }
 

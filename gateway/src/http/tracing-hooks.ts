@@ -15,9 +15,11 @@ export function traceRequests(app: FastifyInstance): void {
       'edge_embed.request_id': request.id,
     });
     const traceId = span ? span.spanContext().traceId : traceIdOf(request.headers.traceparent);
-    if (traceId) request.log = request.log.child({ trace_id: traceId });
+    if (!traceId) return;
+    request.log = request.log.child({ trace_id: traceId });
+    reply.log = request.log; // Fastify's own lines about the reply
+    request.trace = { id: traceId, context: span && contextOf(span) };
     if (!span) return;
-    request.trace = contextOf(span);
     let ended = false;
     const end = (closedEarly: boolean) => {
       if (ended) return;

@@ -42,6 +42,8 @@ export type ClassifyCallOptions = Omit<ClassifyRequest, 'inputs'>;
 export interface CallMeta {
   /** Request ids of the batch, so that runner logs can name them. */
   requestIds: string[];
+  /** Trace ids of the batch's requests, for the runner's log lines (sent whether or not tracing is on). */
+  traceIds?: string[];
   /** CPU threads the call's forward passes may use (see cpu-share.ts); 0 leaves the runner's count alone. */
   threads: number;
   /** The batch span the call belongs to; its traceparent goes to the runner. Undefined while tracing is off. */
@@ -105,19 +107,19 @@ export class RunnerClient {
   }
 
   /** The model's own tokenisation of each text. */
-  tokenize(texts: string[], addSpecialTokens: boolean): Promise<TokenizeReply> {
-    return new Promise((resolve, reject) => {
-      this.#runner.Tokenize({ texts, add_special_tokens: addSpecialTokens }, this.#metadata(), this.#deadline(), (err, reply) =>
+  tokenize(texts: string[], addSpecialTokens: boolean, meta: CallMeta): Promise<TokenizeReply> {
+    return this.#traced('Tokenize', meta, (metadata) => new Promise((resolve, reject) => {
+      this.#runner.Tokenize({ texts, add_special_tokens: addSpecialTokens }, metadata, this.#deadline(), (err, reply) =>
         err ? reject(fromGrpcError(err, this.#model)) : resolve(reply!));
-    });
+    }));
   }
 
   /** Text for each sequence of token ids. */
-  detokenize(sequences: number[][], skipSpecialTokens: boolean): Promise<DetokenizeReply> {
-    return new Promise((resolve, reject) => {
+  detokenize(sequences: number[][], skipSpecialTokens: boolean, meta: CallMeta): Promise<DetokenizeReply> {
+    return this.#traced('Detokenize', meta, (metadata) => new Promise((resolve, reject) => {
       this.#runner.Detokenize({ sequences: sequences.map((ids) => ({ ids })), skip_special_tokens: skipSpecialTokens },
-        this.#metadata(), this.#deadline(), (err, reply) => (err ? reject(fromGrpcError(err, this.#model)) : resolve(reply!)));
-    });
+        metadata, this.#deadline(), (err, reply) => (err ? reject(fromGrpcError(err, this.#model)) : resolve(reply!)));
+    }));
   }
 
   /** The model's static facts. */
@@ -158,6 +160,7 @@ export class RunnerClient {
     const metadata = new grpc.Metadata();
     metadata.set('authorization', `Bearer ${this.#secret}`);
     if (meta?.requestIds.length) metadata.set('x-request-id', meta.requestIds.join(','));
+    if (meta?.traceIds?.length) metadata.set('x-trace-id', meta.traceIds.join(','));
     if (meta?.threads) metadata.set('x-compute-threads', String(meta.threads));
     return metadata;
   }

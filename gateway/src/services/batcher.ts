@@ -1,11 +1,10 @@
-import type { Context } from '@opentelemetry/api';
 import { ApiError, InputError } from '../errors.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import type { CallMeta, RunnerClient } from '../runners/runner-client.ts';
 import type { SupervisedRunner } from '../runners/supervisor.ts';
 import type { CpuShare } from './cpu-share.ts';
 import { estimateTokens } from './token-estimate.ts';
-import { contextOf, endSpan, recordSpan, startLinkedSpan } from '../tracing/spans.ts';
+import { contextOf, endSpan, recordSpan, startLinkedSpan, type RequestTrace } from '../tracing/spans.ts';
 
 /** An input of a runner call that the runner could not process; `row` is its position in the call. */
 export interface RowFailure {
@@ -67,8 +66,8 @@ interface Job {
   spec: CallSpec<unknown, unknown>;
   requestId: string;
   signal: AbortSignal | undefined;
-  /** The request's span, parent of the job's queue and batch spans; undefined while tracing is off. */
-  trace: Context | undefined;
+  /** The request's trace id (for the runner's log lines) and span (parent of the queue and batch spans). */
+  trace: RequestTrace | undefined;
   admittedAt: number;
   startedAt: number | undefined;
   /** Estimated tokens of each input. */
@@ -183,7 +182,7 @@ export class Batcher {
   }
 
   /** Queues inputs for computing; rejects with an ApiError (an InputError for one bad input). */
-  submit<T, I>(inputs: I[], spec: CallSpec<T, I>, requestId: string, signal?: AbortSignal, trace?: Context): Promise<BatchResult<T>> {
+  submit<T, I>(inputs: I[], spec: CallSpec<T, I>, requestId: string, signal?: AbortSignal, trace?: RequestTrace): Promise<BatchResult<T>> {
     if (!this.#runners.some((r) => r.state === 'ready')) {
       return Promise.reject(this.#unavailable());
     }
@@ -332,7 +331,7 @@ export class Batcher {
   #start(job: Job): void {
     job.startedAt = performance.now();
     this.#metrics.queueSeconds.observe({ model: this.#model }, (job.startedAt - job.admittedAt) / 1000);
-    if (job.trace) recordSpan(job.trace, 'queue', job.admittedAt, job.startedAt, { 'edge_embed.model': this.#model });
+    if (job.trace?.context) recordSpan(job.trace.context, 'queue', job.admittedAt, job.startedAt, { 'edge_embed.model': this.#model });
     clearTimeout(job.timer);
     const budgetMs = this.#opts.queueTimeoutMs + job.inputs.length * this.#opts.perInputTimeoutMs;
     job.deadline = job.startedAt + budgetMs;
@@ -354,14 +353,11 @@ export class Batcher {
     const alone = runner.info?.device === 'cpu' ? runner.info.compute_threads : 0;
     const share = alone > 0 ? this.#opts.cpuShare : undefined;
     const threads = share?.begin(runner, alone) ?? 0;
-    const traces = [...new Set(slices.flatMap((s) => (s.job.trace ? [s.job.trace] : [])))];
-    const span = traces.length === 0 ? undefined : startLinkedSpan('batch', traces, {
-      'edge_embed.model': this.#model, 'edge_embed.device': runner.info?.device ?? '', 'edge_embed.inputs': inputs.length,
-      'edge_embed.request_ids': requestIds, 'edge_embed.threads': threads,
-    });
+    const traceIds = [...new Set(slices.flatMap((s) => (s.job.trace ? [s.job.trace.id] : [])))];
+    const span = slices.some((s) => s.job.trace?.context) ? this.#batchSpan(slices, runner, inputs.length, requestIds, threads) : undefined;
     const started = performance.now();
     try {
-      const reply = await slices[0]!.job.spec.run(client, inputs, { requestIds, threads, trace: span && contextOf(span) });
+      const reply = await slices[0]!.job.spec.run(client, inputs, { requestIds, traceIds, threads, trace: span && contextOf(span) });
       runner.served();
       const elapsedMs = performance.now() - started;
       span?.setAttribute('edge_embed.tokens', reply.tokens.reduce((a, b) => a + b, 0));
@@ -383,6 +379,15 @@ export class Batcher {
       this.#inflight.set(runner, this.#inflight.get(runner)! - 1);
       this.#pump();
     }
+  }
+
+  /** The span of one runner call, under the requests it serves (see startLinkedSpan). */
+  #batchSpan(slices: Slice[], runner: RunnerHandle, inputs: number, requestIds: string[], threads: number) {
+    const parents = [...new Set(slices.flatMap((s) => (s.job.trace?.context ? [s.job.trace.context] : [])))];
+    return startLinkedSpan('batch', parents, {
+      'edge_embed.model': this.#model, 'edge_embed.device': runner.info?.device ?? '', 'edge_embed.inputs': inputs,
+      'edge_embed.request_ids': requestIds, 'edge_embed.threads': threads,
+    });
   }
 
   /**
@@ -433,6 +438,10 @@ export class Batcher {
   #fail(job: Job, err: Error): void {
     if (job.settled) return;
     this.#settle(job);
+    // A job that never left the queue (timeout, a client gone, no runner) still shows its wait.
+    if (job.startedAt === undefined && job.trace?.context) {
+      recordSpan(job.trace.context, 'queue', job.admittedAt, performance.now(), { 'edge_embed.model': this.#model }, err);
+    }
     job.reject(err);
     this.#dropSettled();
     this.#updateDepth();

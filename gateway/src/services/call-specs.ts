@@ -120,8 +120,8 @@ export interface TokenItem {
 export function tokenizeSpec(addSpecialTokens: boolean): CallSpec<TokenItem[]> {
   return {
     key: keyOf('tokenize', { addSpecialTokens }),
-    async run(client, inputs) {
-      const reply = await client.tokenize(inputs, addSpecialTokens);
+    async run(client, inputs, meta) {
+      const reply = await client.tokenize(inputs, addSpecialTokens, meta);
       const items = reply.texts.map((t) => t.tokens);
       return { items, tokens: items.map((t) => t.length), computeSeconds: 0, failures: failures(reply.errors) };
     },
@@ -132,8 +132,8 @@ export function tokenizeSpec(addSpecialTokens: boolean): CallSpec<TokenItem[]> {
 export function detokenizeSpec(skipSpecialTokens: boolean): CallSpec<string, number[]> {
   return {
     key: keyOf('detokenize', { skipSpecialTokens }),
-    async run(client, inputs) {
-      const reply = await client.detokenize(inputs, skipSpecialTokens);
+    async run(client, inputs, meta) {
+      const reply = await client.detokenize(inputs, skipSpecialTokens, meta);
       return { items: reply.texts, tokens: inputs.map((ids) => ids.length), computeSeconds: 0, failures: failures(reply.errors) };
     },
   };

@@ -1,5 +1,5 @@
-import type { Context } from '@opentelemetry/api';
 import type { CatalogEntry } from '../config/catalog.ts';
+import type { RequestTrace } from '../tracing/spans.ts';
 import { ApiError, InputError } from '../errors.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import type { RunnerInfo } from '../runners/runner-client.ts';
@@ -40,8 +40,8 @@ export interface CallContext {
   requestId: string;
   /** Aborts when the client goes away; queued work for it is then dropped. */
   signal?: AbortSignal;
-  /** The request's span, parent of its queue and batch spans; undefined while tracing is off. */
-  trace?: Context;
+  /** The request's trace id and span, for its runner calls' log lines and spans. */
+  trace?: RequestTrace;
   /** The dialect's names for the inputs (TEI's `inputs`, Cohere's `texts`); default INPUT. */
   inputs?: InputNames;
 }

@@ -3,15 +3,15 @@ import type { Logger } from 'pino';
 import { useTracer } from './spans.ts';
 
 /**
- * Whether the standard OTEL_* variables ask for traces: an OTLP endpoint is named (or the
- * exporter is set to otlp), and neither the SDK nor the exporter is switched off. The runner
- * applies the same rule (runner/tracing.py), and inherits the gateway's environment.
+ * Whether the standard OTEL_* variables ask for traces: OTEL_TRACES_EXPORTER lists otlp, or is
+ * unset while an OTLP endpoint is named; and the SDK is not disabled. The runner applies the same
+ * rule (runner/tracing.py), and inherits the gateway's environment.
  */
 export function tracesRequested(env: NodeJS.ProcessEnv): boolean {
   if (env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true') return false;
-  const exporter = env.OTEL_TRACES_EXPORTER?.trim().toLowerCase();
-  if (exporter === 'none') return false;
-  return Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || exporter === 'otlp');
+  const exporters = (env.OTEL_TRACES_EXPORTER ?? '').split(',').map((e) => e.trim().toLowerCase()).filter(Boolean);
+  if (exporters.length > 0) return exporters.includes('otlp') && !exporters.includes('none');
+  return Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
 }
 
 /** The service name the gateway's spans carry; runners add `-runner` to it. */
@@ -40,7 +40,7 @@ export async function startTracing(env: NodeJS.ProcessEnv, logger: Logger): Prom
   const resource = resources.resourceFromAttributes({ 'service.name': serviceName(env) }).merge(detected);
   const provider = new sdk.TracerProvider({
     resource,
-    sampler: samplerFrom(env, sdk),
+    sampler: samplerFrom(env, sdk, logger),
     spanProcessors: [new sdk.BatchSpanProcessor({
       exporter: new OTLPTraceExporter(),
       scheduledDelayMillis: positive(env.OTEL_BSP_SCHEDULE_DELAY) ?? 5_000,
@@ -50,9 +50,11 @@ export async function startTracing(env: NodeJS.ProcessEnv, logger: Logger): Prom
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
   useTracer(provider.getTracer('edge-embed-gateway'));
   logger.info({ service: serviceName(env), sampler: env.OTEL_TRACES_SAMPLER || 'parentbased_always_on' }, 'tracing_started');
+  // At most 3 s: a slow collector must not hold the shutdown past SHUTDOWN_TIMEOUT_S.
   return async () => {
     useTracer(undefined);
-    await provider.shutdown().catch((err: Error) => logger.warn({ err: err.message }, 'tracing_flush_failed'));
+    const flushed = provider.shutdown().catch((err: Error) => logger.warn({ err: err.message }, 'tracing_flush_failed'));
+    await Promise.race([flushed, new Promise((resolve) => setTimeout(resolve, 3_000).unref())]);
   };
 }
 
@@ -61,16 +63,23 @@ function positive(raw: string | undefined): number | undefined {
   return raw && Number.isFinite(n) && n > 0 ? n : undefined;
 }
 
-/** OTEL_TRACES_SAMPLER and its argument, as the specification names them; parent-based by default. */
-function samplerFrom(env: NodeJS.ProcessEnv, sdk: typeof import('@opentelemetry/sdk-trace')) {
-  const ratio = Number(env.OTEL_TRACES_SAMPLER_ARG ?? '1');
+/**
+ * OTEL_TRACES_SAMPLER and its argument, as the specification names them; parent-based by default.
+ * An empty or invalid ratio is 1, as Python's SDK reads it, so that both processes agree.
+ */
+function samplerFrom(env: NodeJS.ProcessEnv, sdk: typeof import('@opentelemetry/sdk-trace'), logger: Logger) {
+  const raw = env.OTEL_TRACES_SAMPLER_ARG?.trim();
+  const ratio = raw ? Number(raw) : Number.NaN;
   const byRatio = () => new sdk.TraceIdRatioBasedSampler(Number.isFinite(ratio) ? Math.min(Math.max(ratio, 0), 1) : 1);
-  switch (env.OTEL_TRACES_SAMPLER?.trim().toLowerCase()) {
+  const name = env.OTEL_TRACES_SAMPLER?.trim().toLowerCase();
+  switch (name) {
     case 'always_on': return new sdk.AlwaysOnSampler();
     case 'always_off': return new sdk.AlwaysOffSampler();
     case 'traceidratio': return byRatio();
     case 'parentbased_always_off': return new sdk.ParentBasedSampler({ root: new sdk.AlwaysOffSampler() });
     case 'parentbased_traceidratio': return new sdk.ParentBasedSampler({ root: byRatio() });
-    default: return new sdk.ParentBasedSampler({ root: new sdk.AlwaysOnSampler() });
+    default:
+      if (name && name !== 'parentbased_always_on') logger.warn({ sampler: name }, 'otel_sampler_unknown: using parentbased_always_on');
+      return new sdk.ParentBasedSampler({ root: new sdk.AlwaysOnSampler() });
   }
 }

@@ -1,5 +1,5 @@
 import {
-  ROOT_CONTEXT, SpanKind, SpanStatusCode, propagation, trace,
+  ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, propagation, trace,
   type Attributes, type Context, type Link, type Span, type Tracer,
 } from '@opentelemetry/api';
 
@@ -17,22 +17,25 @@ export function useTracer(next: Tracer | undefined): void {
   tracer = next;
 }
 
-/** Whether spans are being made. */
-export function tracingOn(): boolean {
-  return tracer !== undefined;
+/** What a request's work carries of its trace. */
+export interface RequestTrace {
+  /** The trace id its log lines carry, on both sides of the gRPC call. */
+  id: string;
+  /** Its span, the parent of its queue and batch spans; undefined while tracing is off. */
+  context?: Context;
 }
 
-/** A W3C traceparent: version, 32-hex trace id, 16-hex parent id, flags. */
-const TRACEPARENT = /^[\da-f]{2}-([\da-f]{32})-[\da-f]{16}-[\da-f]{2}$/;
+/** A W3C traceparent: version (not ff), 32-hex trace id, 16-hex parent id, flags. */
+const TRACEPARENT = /^(?!ff)[\da-f]{2}-([\da-f]{32})-([\da-f]{16})-[\da-f]{2}$/;
 
 /**
- * The trace id of a client's traceparent header. Logged even while tracing is off, so a client's
- * own traces still lead to our log lines.
+ * The trace id of a client's valid traceparent header. Logged even while tracing is off, so a
+ * client's own traces still lead to our log lines.
  */
 export function traceIdOf(header: unknown): string | undefined {
   if (typeof header !== 'string') return undefined;
-  const id = TRACEPARENT.exec(header.trim())?.[1];
-  return id && !/^0+$/.test(id) ? id : undefined;
+  const match = TRACEPARENT.exec(header.trim());
+  return match && !/^0+$/.test(match[1]!) && !/^0+$/.test(match[2]!) ? match[1] : undefined;
 }
 
 /** Starts a server span under the client's traceparent (if any); undefined while tracing is off. */
@@ -47,24 +50,33 @@ export function contextOf(span: Span): Context {
   return trace.setSpan(ROOT_CONTEXT, span);
 }
 
-/** A span that has already happened, such as a job's wait in the queue (times from performance.now()). */
-export function recordSpan(parent: Context, name: string, startMs: number, endMs: number, attributes: Attributes): void {
+/**
+ * A span that has already happened, such as a job's wait in the queue (times from
+ * performance.now()); failed when err is given.
+ */
+export function recordSpan(parent: Context, name: string, startMs: number, endMs: number, attributes: Attributes, err?: Error): void {
   if (!tracer) return;
   const epoch = performance.timeOrigin;
-  tracer.startSpan(name, { startTime: epoch + startMs, attributes }, parent).end(epoch + endMs);
+  const span = tracer.startSpan(name, { startTime: epoch + startMs, attributes }, parent);
+  if (err) span.setStatus({ code: SpanStatusCode.ERROR, message: err.message });
+  span.end(epoch + endMs);
 }
 
+const sampled = (p: Context) => ((trace.getSpanContext(p)?.traceFlags ?? 0) & TraceFlags.SAMPLED) !== 0;
+
 /**
- * Starts an internal span under the first of parents, linked to the others: a runner call serves
- * several requests, and each of their traces should reach it.
+ * Starts an internal span under one of parents, linked to the others: a runner call serves several
+ * requests, and each of their traces should reach it. The parent is the first sampled one, so that
+ * an unsampled request sharing the call cannot drop the span from the sampled requests' traces.
  */
 export function startLinkedSpan(name: string, parents: Context[], attributes: Attributes): Span | undefined {
   if (!tracer || parents.length === 0) return undefined;
-  const links: Link[] = parents.slice(1).flatMap((p) => {
+  const parent = parents.find(sampled) ?? parents[0]!;
+  const links: Link[] = parents.flatMap((p) => {
     const context = trace.getSpanContext(p);
-    return context ? [{ context }] : [];
+    return p !== parent && context ? [{ context }] : [];
   });
-  return tracer.startSpan(name, { attributes, links }, parents[0]);
+  return tracer.startSpan(name, { attributes, links }, parent);
 }
 
 /** Ends span, marked as failed with err when there is one. */
@@ -87,12 +99,13 @@ export async function clientSpan<T>(parent: Context | undefined, name: string, a
   const span = tracer.startSpan(name, { kind: SpanKind.CLIENT, attributes }, parent);
   const headers: Record<string, string> = {};
   propagation.inject(trace.setSpan(parent, span), headers);
+  let failure: unknown;
   try {
     return await call(headers);
   } catch (err) {
-    endSpan(span, err);
+    failure = err;
     throw err;
   } finally {
-    if (span.isRecording()) span.end();
+    endSpan(span, failure);
   }
 }

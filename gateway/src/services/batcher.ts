@@ -1,10 +1,11 @@
+import type { Span } from '@opentelemetry/api';
 import { ApiError, InputError } from '../errors.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import type { CallMeta, RunnerClient } from '../runners/runner-client.ts';
 import type { SupervisedRunner } from '../runners/supervisor.ts';
 import type { CpuShare } from './cpu-share.ts';
 import { estimateTokens } from './token-estimate.ts';
-import { contextOf, endSpan, recordSpan, startLinkedSpan, type RequestTrace } from '../tracing/spans.ts';
+import { contextOf, endSpan, startChildSpan, startLinkedSpan, type RequestTrace } from '../tracing/spans.ts';
 
 /** An input of a runner call that the runner could not process; `row` is its position in the call. */
 export interface RowFailure {
@@ -68,6 +69,8 @@ interface Job {
   signal: AbortSignal | undefined;
   /** The request's trace id (for the runner's log lines) and span (parent of the queue and batch spans). */
   trace: RequestTrace | undefined;
+  /** Open from admission to the job's first runner call; undefined while tracing is off. */
+  queueSpan: Span | undefined;
   admittedAt: number;
   startedAt: number | undefined;
   /** Estimated tokens of each input. */
@@ -197,7 +200,8 @@ export class Batcher {
       const now = performance.now();
       const costs = inputs.map(estimateTokens);
       const job: Job = {
-        inputs, spec: spec as CallSpec<unknown, unknown>, requestId, signal, trace, admittedAt: now, startedAt: undefined,
+        inputs, spec: spec as CallSpec<unknown, unknown>, requestId, signal, trace,
+        queueSpan: trace?.context && startChildSpan(trace.context, 'queue', { 'edge_embed.model': this.#model }), admittedAt: now, startedAt: undefined,
         costs, order: inputs.map((_, i) => i).sort((a, b) => costs[b]! - costs[a]!), next: 0,
         pendingTokens: costs.reduce((a, b) => a + b, 0), done: 0, items: new Array(inputs.length), tokens: new Array(inputs.length), inferenceMs: 0, settled: false,
         deadline: now + this.#opts.queueTimeoutMs, timer: undefined, resolve: resolve as (r: BatchResult<unknown>) => void, reject,
@@ -331,7 +335,7 @@ export class Batcher {
   #start(job: Job): void {
     job.startedAt = performance.now();
     this.#metrics.queueSeconds.observe({ model: this.#model }, (job.startedAt - job.admittedAt) / 1000);
-    if (job.trace?.context) recordSpan(job.trace.context, 'queue', job.admittedAt, job.startedAt, { 'edge_embed.model': this.#model });
+    endSpan(job.queueSpan);
     clearTimeout(job.timer);
     const budgetMs = this.#opts.queueTimeoutMs + job.inputs.length * this.#opts.perInputTimeoutMs;
     job.deadline = job.startedAt + budgetMs;
@@ -439,9 +443,7 @@ export class Batcher {
     if (job.settled) return;
     this.#settle(job);
     // A job that never left the queue (timeout, a client gone, no runner) still shows its wait.
-    if (job.startedAt === undefined && job.trace?.context) {
-      recordSpan(job.trace.context, 'queue', job.admittedAt, performance.now(), { 'edge_embed.model': this.#model }, err);
-    }
+    if (job.startedAt === undefined) endSpan(job.queueSpan, err);
     job.reject(err);
     this.#dropSettled();
     this.#updateDepth();

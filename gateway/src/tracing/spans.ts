@@ -50,16 +50,9 @@ export function contextOf(span: Span): Context {
   return trace.setSpan(ROOT_CONTEXT, span);
 }
 
-/**
- * A span that has already happened, such as a job's wait in the queue (times from
- * performance.now()); failed when err is given.
- */
-export function recordSpan(parent: Context, name: string, startMs: number, endMs: number, attributes: Attributes, err?: Error): void {
-  if (!tracer) return;
-  const epoch = performance.timeOrigin;
-  const span = tracer.startSpan(name, { startTime: epoch + startMs, attributes }, parent);
-  if (err) span.setStatus({ code: SpanStatusCode.ERROR, message: err.message });
-  span.end(epoch + endMs);
+/** Starts an internal span under parent, such as a job's wait in the queue. */
+export function startChildSpan(parent: Context, name: string, attributes: Attributes): Span | undefined {
+  return tracer?.startSpan(name, { attributes }, parent);
 }
 
 const sampled = (p: Context) => ((trace.getSpanContext(p)?.traceFlags ?? 0) & TraceFlags.SAMPLED) !== 0;

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { contextOf, endSpan, startServerSpan, traceIdOf } from '../tracing/spans.ts';
+import { contextOf, endSpan, startServerSpan, traceIdOf, tracingOn } from '../tracing/spans.ts';
 
 /**
  * One server span per HTTP request, under the client's W3C traceparent, and the trace id on the
@@ -8,7 +8,7 @@ import { contextOf, endSpan, startServerSpan, traceIdOf } from '../tracing/spans
 export function traceRequests(app: FastifyInstance): void {
   app.addHook('onRequest', async (request, reply) => {
     const route = request.routeOptions.url;
-    const span = startServerSpan(`${request.method} ${route ?? 'unmatched'}`, request.headers, {
+    const span = !tracingOn() ? undefined : startServerSpan(`${request.method} ${route ?? 'unmatched'}`, request.headers, {
       'http.request.method': request.method,
       'url.path': request.url.split('?', 1)[0],
       ...(route ? { 'http.route': route } : {}),

@@ -17,6 +17,11 @@ export function useTracer(next: Tracer | undefined): void {
   tracer = next;
 }
 
+/** Whether spans are being made: callers check it before building a span's attributes. */
+export function tracingOn(): boolean {
+  return tracer !== undefined;
+}
+
 /** What a request's work carries of its trace. */
 export interface RequestTrace {
   /** The trace id its log lines carry, on both sides of the gRPC call. */

@@ -15,6 +15,9 @@ import numpy as np
 
 from .errors import ConfigError
 
+#: What a gated output gives for a list of texts: a vector per text, or a matrix of token vectors per text.
+Output = np.ndarray | list[np.ndarray]
+
 _WORDS = (
     "the a river city model server vector search query document energy light water music history "
     "language market health garden network engine signal process design theory planet animal village "
@@ -65,19 +68,36 @@ class Fidelity:
         return [f"{name} {got:.5f} < {want}" for name, got, want in checks if got < want]
 
 
-def measure(reference: Callable[[list[str]], np.ndarray], candidate: Callable[[list[str]], np.ndarray]) -> Fidelity:
-    """Embeds the corpus both ways and compares the vectors and the searches over them."""
+def measure(reference: Callable[[list[str]], Output], candidate: Callable[[list[str]], Output]) -> Fidelity:
+    """Embeds the corpus both ways and compares the vectors and the searches over them.
+
+    An output is either one vector per text (rows of an array), or one matrix of token vectors per
+    text (ColBERT). Token vectors compare one by one, since a single drifting token moves a MaxSim
+    score while a mean over tokens would hide it, and their search scores by MaxSim, as their
+    users do.
+    """
     queries, documents = corpus()
     texts = queries + documents
-    ref, got = _unit(reference(texts)), _unit(candidate(texts))
-    # Two empty vectors (a text with no sparse weight either way) agree completely.
-    empty = ~ref.any(axis=1) & ~got.any(axis=1)
-    cos = np.where(empty, 1.0, (ref * got).sum(axis=1))
+    ref, got = reference(texts), candidate(texts)
     n = len(queries)
-    top_ref = np.argsort(-(ref[:n] @ ref[n:].T), axis=1)[:, :10]
-    top_got = np.argsort(-(got[:n] @ got[n:].T), axis=1)[:, :10]
+    if isinstance(ref, np.ndarray):
+        ref, got = _unit(ref), _unit(got)
+        cos = _cosines(ref, got)
+        scores = lambda v: v[:n] @ v[n:].T  # noqa: E731
+    else:
+        ref, got = [_unit(m) for m in ref], [_unit(m) for m in got]
+        cos = _cosines(np.concatenate(ref), np.concatenate(got))
+        scores = lambda v: np.array([[(q @ d.T).max(axis=1).sum() for d in v[n:]] for q in v[:n]])  # noqa: E731
+    top_ref = np.argsort(-scores(ref), axis=1)[:, :10]
+    top_got = np.argsort(-scores(got), axis=1)[:, :10]
     overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(top_ref, top_got)])
     return Fidelity(float(cos.mean()), float(cos.min()), float(overlap))
+
+
+def _cosines(ref: np.ndarray, got: np.ndarray) -> np.ndarray:
+    """Row by row, of unit rows; two empty rows (a text with no sparse weight either way) agree completely."""
+    empty = ~ref.any(axis=1) & ~got.any(axis=1)
+    return np.where(empty, 1.0, (ref * got).sum(axis=1))
 
 
 def check(name: str, path: str, fidelity: Fidelity, limits: Thresholds) -> None:

@@ -110,9 +110,13 @@ def apply_precision(handler: EncoderHandler, name: str, precision: str, limits: 
         return handler.embed(texts, EmbedOptions()).vectors
 
     # Every output the encoder feeds is gated: dense always, and bge-m3's sparse weights, whose
-    # relu threshold makes them the most sensitive to small changes.
+    # relu threshold makes them the most sensitive to small changes, and its ColBERT vectors.
     progress(f"checking {', '.join(list(encoders)[1:])} against fp32 on the fidelity corpus")
-    outputs = [embed] + ([lambda t: _sparse_rows(handler, t)] if "sparse-embedding" in handler.capabilities else [])
+    outputs = [embed]
+    if "sparse-embedding" in handler.capabilities:
+        outputs.append(lambda t: _sparse_rows(handler, t))
+    if "multi-vector" in handler.capabilities:
+        outputs.append(lambda t: handler.multi_vector(t, EmbedOptions()).vectors)
     wanted = [output(texts) for output in outputs]
     fidelities: dict[str, Fidelity] = {}
     for key, encoder in list(encoders.items())[1:]:

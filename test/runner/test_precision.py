@@ -82,7 +82,15 @@ def test_int8_works_for_bge_m3_and_refuses_handlers_without_a_swappable_encoder(
     # so the gate is opened here: this checks the plumbing, the MiniLM test checks the numbers.
     handler = load("bge-m3")
     open_gate = Thresholds(0, 0, 0)
+    gated = {"sparse": 0, "multi_vector": 0}
+    for output in gated:  # each output bge-m3 serves is computed for the gate, on both paths
+        def counted(*args, _output=output, _call=getattr(handler, output)):
+            gated[_output] += 1
+            return _call(*args)
+        setattr(handler, output, counted)
     apply_precision(handler, "bge-m3", "int8", open_gate, 2)
+    # Once for fp32, once per int8 candidate (one or two, as the CPU runs bf16 natively or not).
+    assert gated["sparse"] == gated["multi_vector"] >= 2
     assert handler.sparse(TEXTS, EmbedOptions()).token_counts[0] > 0
     assert handler.multi_vector(TEXTS, EmbedOptions()).vectors[0].shape[0] > 0
     with pytest.raises(ConfigError, match="precision int8 needs an encoder model"):
@@ -101,6 +109,15 @@ def test_the_gate_measures_cosines_and_top10_overlap():
     assert noisy.failures(Thresholds()) and not same.failures(Thresholds())
     weakest = Fidelity.weakest([Fidelity(0.9995, 0.997, 1.0), Fidelity(0.9999, 0.996, 0.96)])
     assert weakest == Fidelity(0.9995, 0.996, 0.96)
+    # ColBERT: a matrix of token vectors per text, compared token by token and searched by MaxSim.
+    tokens = [rng.normal(size=(rng.integers(3, 9), 16)) for _ in range(80)]
+    assert measure(lambda texts: tokens, lambda texts: tokens) == Fidelity(pytest.approx(1.0), pytest.approx(1.0), 1.0)
+    one_token_off = [m.copy() for m in tokens]
+    one_token_off[20][1] = -one_token_off[20][1]
+    off = measure(lambda texts: tokens, lambda texts: one_token_off)
+    assert off.worst_cosine == pytest.approx(-1.0) and off.mean_cosine > 0.99 and off.failures(Thresholds())
+    shuffled = measure(lambda texts: tokens, lambda texts: [rng.normal(size=m.shape) for m in tokens])
+    assert shuffled.top10_overlap < 0.5
     empty = np.zeros((80, 4))
     assert measure(lambda texts: empty, lambda texts: empty).worst_cosine == 1.0
     assert dataclasses.asdict(Thresholds()) == {"mean_cosine": 0.999, "worst_cosine": 0.995, "top10_overlap": 0.95}

@@ -1,15 +1,15 @@
-"""The fidelity gate: a non-reference path serves only if it embeds like the reference.
+"""The fidelity gate: a non-reference path serves only if it answers like the reference.
 
-Both paths embed one fixed built-in corpus. The gate compares the vectors (mean and worst
-cosine) and what a search over them returns (top-10 overlap of documents per query), since a
-path can keep cosines high on average and still reorder neighbours.
+Both paths embed, rerank or classify one fixed built-in corpus. The gate compares the vectors
+(mean and worst cosine) and what a search over them returns (top-10 overlap of documents per
+query), since a path can keep cosines high on average and still reorder neighbours. Scores are
+compared the same way, by correlation and top-10 overlap (see compare_scores).
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -68,18 +68,15 @@ class Fidelity:
         return [f"{name} {got:.5f} < {want}" for name, got, want in checks if got < want]
 
 
-def measure(reference: Callable[[list[str]], Output], candidate: Callable[[list[str]], Output]) -> Fidelity:
-    """Embeds the corpus both ways and compares the vectors and the searches over them.
+def compare_vectors(ref: Output, got: Output) -> Fidelity:
+    """Compares two paths' vectors of the corpus's texts (queries first) and the searches over them.
 
     An output is either one vector per text (rows of an array), or one matrix of token vectors per
     text (ColBERT). Token vectors compare one by one, since a single drifting token moves a MaxSim
     score while a mean over tokens would hide it, and their search scores by MaxSim, as their
     users do.
     """
-    queries, documents = corpus()
-    texts = queries + documents
-    ref, got = reference(texts), candidate(texts)
-    n = len(queries)
+    n = len(corpus()[0])
     if isinstance(ref, np.ndarray):
         ref, got = _unit(ref), _unit(got)
         cos = _cosines(ref, got)
@@ -88,10 +85,34 @@ def measure(reference: Callable[[list[str]], Output], candidate: Callable[[list[
         ref, got = [_unit(m) for m in ref], [_unit(m) for m in got]
         cos = _cosines(np.concatenate(ref), np.concatenate(got))
         scores = lambda v: np.array([[(q @ d.T).max(axis=1).sum() for d in v[n:]] for q in v[:n]])  # noqa: E731
-    top_ref = np.argsort(-scores(ref), axis=1)[:, :10]
-    top_got = np.argsort(-scores(got), axis=1)[:, :10]
-    overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(top_ref, top_got)])
-    return Fidelity(float(cos.mean()), float(cos.min()), float(overlap))
+    return Fidelity(float(cos.mean()), float(cos.min()), _top10_overlap(scores(ref), scores(got)))
+
+
+def compare_scores(ref: np.ndarray, got: np.ndarray) -> Fidelity:
+    """Compares two paths' scores, one ranking per column: a reranker's scores of one query's
+    documents, or a classifier's logits of one label over every text.
+
+    Scores have no direction to take a cosine of, so each column is centred first: the "cosine" is
+    then the Pearson correlation of the two paths' scores, which stays 1 under the shift and scale
+    that do not change what ranks first. The top-10 overlap is per column too.
+    """
+    ref, got = np.asarray(ref, np.float64), np.asarray(got, np.float64)
+    ref, got = (ref - ref.mean(axis=0)).T, (got - got.mean(axis=0)).T
+    cos = _cosines(_unit(ref), _unit(got))
+    return Fidelity(float(cos.mean()), float(cos.min()), _top10_overlap(ref, got))
+
+
+def rerank_sets() -> list[tuple[str, list[str]]]:
+    """What the gate reranks: each query of the corpus against 16 documents, its own source among them."""
+    queries, documents = corpus()
+    return [(q, [documents[(i * 4 + k) % len(documents)] for k in range(16)]) for i, q in enumerate(queries)]
+
+
+def _top10_overlap(ref: np.ndarray, got: np.ndarray) -> float:
+    """Mean share of each row's ten highest columns that both score matrices agree on."""
+    top_ref = np.argsort(-ref, axis=1)[:, :10]
+    top_got = np.argsort(-got, axis=1)[:, :10]
+    return float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(top_ref, top_got)]))
 
 
 def _cosines(ref: np.ndarray, got: np.ndarray) -> np.ndarray:

@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
 from .catalog import PRECISIONS
 from .errors import ConfigError
-from .fidelity import Fidelity, Thresholds, check, corpus, measure
+from .fidelity import Fidelity, Output, Thresholds, check, compare_scores, compare_vectors, corpus, rerank_sets
 from .handlers.base import EmbedOptions, Handler
 from .handlers.encoder import EncoderHandler
 
@@ -92,7 +93,7 @@ def apply_precision(handler: EncoderHandler, name: str, precision: str, limits: 
     if wants("bf16"):
         from .backends.torch_bf16 import Bf16Encoder
 
-        encoders["bf16"] = Bf16Encoder(reference)
+        encoders["bf16"] = Bf16Encoder(reference, handler.encoder_output)
     if wants("int8"):
         try:
             encoders_int8, converted = _int8_encoders(reference, handler, folder, threads, cached, progress)
@@ -103,30 +104,18 @@ def apply_precision(handler: EncoderHandler, name: str, precision: str, limits: 
             if len(encoders) == 1:
                 handler.precision = PrecisionReport("fp32", f"{fp32.detail}; auto: int8 conversion failed ({type(exc).__name__})")
                 return handler.precision
-    queries, documents = corpus()
-    texts = queries + documents
-
-    def embed(texts: list[str]):
-        return handler.embed(texts, EmbedOptions()).vectors
-
-    # Every output the encoder feeds is gated: dense always, and bge-m3's sparse weights, whose
-    # relu threshold makes them the most sensitive to small changes, and its ColBERT vectors.
     progress(f"checking {', '.join(list(encoders)[1:])} against fp32 on the fidelity corpus")
-    outputs = [embed]
-    if "sparse-embedding" in handler.capabilities:
-        outputs.append(lambda t: _sparse_rows(handler, t))
-    if "multi-vector" in handler.capabilities:
-        outputs.append(lambda t: handler.multi_vector(t, EmbedOptions()).vectors)
-    wanted = [output(texts) for output in outputs]
+    gates = _gates(handler)
+    wanted = [compute() for compute, _ in gates]
     fidelities: dict[str, Fidelity] = {}
     for key, encoder in list(encoders.items())[1:]:
         handler.use_encoder(encoder)
         # Measuring also compiles kernels for these shapes before anything is timed.
-        fidelities[key] = Fidelity.weakest([measure(lambda _, w=w: w, output) for w, output in zip(wanted, outputs)])
+        fidelities[key] = Fidelity.weakest([compare(w, compute()) for w, (compute, compare) in zip(wanted, gates)])
     # Only a choice needs timing: auto weighs fp32 too, bf16 or int8 only their own candidates.
     # A remembered choice needs none.
     timed = [] if cached else list(encoders) if precision == "auto" else list(fidelities) if len(fidelities) > 1 else []
-    seconds = _best_times(handler, {k: encoders[k] for k in timed}, lambda: embed(texts))
+    seconds = _best_times(handler, {k: encoders[k] for k in timed}, gates[0][0])
     handler.use_encoder(reference)
     fp32_seconds = seconds.get("fp32", 0.0)
     results = {k: (seconds.get(k, 0.0), fidelities[k], encoders[k]) for k in fidelities}
@@ -177,13 +166,38 @@ def _int8_encoders(reference, handler: EncoderHandler, folder: Path, threads: in
         progress("converting to int8, once: this takes a while for a large model")
     xml, converted = converted_model(reference, handler.tokenizer(), folder)
     activations = [cached["choice"].removeprefix("int8/")] if cached else activation_precisions()
-    return {f"int8/{a}": compile_encoder(xml, a, threads, reference.config) for a in activations}, converted
+    return {f"int8/{a}": compile_encoder(xml, a, threads, reference.config, handler.encoder_output)
+            for a in activations}, converted
+
+
+def _gates(handler: EncoderHandler) -> list[tuple[Callable[[], Output], Callable[[Output, Output], Fidelity]]]:
+    """Every output the handler serves, as the gate checks it: how to compute it on the corpus, and
+    how to compare two paths' answers. bge-m3's sparse weights are among them, since their relu
+    threshold makes them the most sensitive to small changes, and so are its ColBERT vectors.
+    The first one is also what candidates are timed on."""
+    queries, documents = corpus()
+    texts = queries + documents
+    capabilities = handler.capabilities
+    gates: list = []
+    if "text-embedding" in capabilities:
+        gates.append((lambda: handler.embed(texts, EmbedOptions()).vectors, compare_vectors))
+    if "sparse-embedding" in capabilities:
+        gates.append((lambda: _sparse_rows(handler, texts), compare_vectors))
+    if "multi-vector" in capabilities:
+        gates.append((lambda: handler.multi_vector(texts, EmbedOptions()).vectors, compare_vectors))
+    if "rerank" in capabilities:
+        # Raw logits: a sigmoid would squash the differences at both ends that the gate must see.
+        # Documents are cut to 64 tokens, so that the gate's 256 pairs cost about what embedding
+        # its 80 texts does: a large reranker would otherwise spend minutes on it at every start.
+        gates.append((lambda: np.stack([handler.score(q, docs, truncate=True, raw=True, max_doc_tokens=64).scores
+                                        for q, docs in rerank_sets()], axis=1), compare_scores))
+    if "classify" in capabilities:
+        gates.append((lambda: handler.classify(texts, truncate=True, raw=True).scores, compare_scores))
+    return gates
 
 
 def _sparse_rows(handler: Handler, texts: list[str]):
-    """Sparse weights as rows over the whole vocabulary, so that measure() can compare them."""
-    import numpy as np
-
+    """Sparse weights as rows over the whole vocabulary, so that compare_vectors can compare them."""
     out = handler.sparse(texts, EmbedOptions())
     rows = np.zeros((len(texts), handler.vocab_size), np.float32)
     for row, (indices, values) in enumerate(zip(out.indices, out.values)):

@@ -29,20 +29,23 @@ _WEIGHT_SUFFIXES = (".safetensors", ".bin")
 
 
 class OpenVinoEncoder:
-    """Stands in for a Transformers encoder: called with the padded features, it answers with
-    `last_hidden_state`. Calls come from the handler's one compute thread, so one request suffices."""
+    """Stands in for a Transformers model: called with the padded features, it answers with the
+    model's first output (an encoder's `last_hidden_state`, a classifier's `logits`) under the name
+    the handler reads (`output`). Calls come from the handler's one compute thread, so one request
+    suffices."""
 
-    def __init__(self, compiled, config) -> None:
+    def __init__(self, compiled, config, output: str) -> None:
         self._compiled = compiled
         self._names = [port.get_any_name() for port in compiled.inputs]
         self._request = compiled.create_infer_request()
         self.config = config
+        self._output = output
 
     def __call__(self, **features: torch.Tensor) -> SimpleNamespace:
         inputs = {name: features[name].cpu().numpy() for name in self._names}
         # infer() hands back arrays of its own (share_outputs is off), so no copy is needed.
-        hidden = self._request.infer(inputs)[self._compiled.outputs[0]]
-        return SimpleNamespace(last_hidden_state=torch.from_numpy(hidden))
+        first = self._request.infer(inputs)[self._compiled.outputs[0]]
+        return SimpleNamespace(**{self._output: torch.from_numpy(first)})
 
 
 def cache_key(weights_dir: Path) -> str:
@@ -111,7 +114,7 @@ def activation_precisions() -> list[str]:
     return ["f32", "bf16"] if "BF16" in capabilities else ["f32"]
 
 
-def compile_encoder(xml: Path, precision: str, threads: int, config) -> OpenVinoEncoder:
+def compile_encoder(xml: Path, precision: str, threads: int, config, output: str) -> OpenVinoEncoder:
     """The cached IR compiled for the CPU with the given activation precision."""
     import openvino as ov
 
@@ -120,4 +123,4 @@ def compile_encoder(xml: Path, precision: str, threads: int, config) -> OpenVino
         "INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY",
         "ENABLE_CPU_PINNING": False,
     })
-    return OpenVinoEncoder(compiled, config)
+    return OpenVinoEncoder(compiled, config, output)

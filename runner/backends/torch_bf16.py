@@ -4,7 +4,8 @@ On a 2-core Xeon with AMX, all-MiniLM-L6-v2 ran 2.3x faster in bf16 than in fp32
 cosine of 0.99992 to fp32; on a CPU without native bf16 it ran 0.69x. So it is served only when
 asked for by name or when timing on this very CPU picks it (precision auto), and only after the
 fidelity gate. The encoder alone runs in bf16: its output is cast back to float32, so pooling,
-normalisation and any heads of the model stay in fp32.
+normalisation and any heads of the model stay in fp32. A reranker's or classifier's whole model
+runs in bf16, its logits cast back likewise.
 """
 
 from __future__ import annotations
@@ -16,15 +17,17 @@ import torch
 
 
 class Bf16Encoder:
-    """Stands in for a Transformers encoder, as the handler calls it, with a bf16 copy of it."""
+    """Stands in for a Transformers model, as the handler calls it, with a bf16 copy of it that
+    answers the one field the handler reads (`output`) in float32."""
 
-    def __init__(self, reference: torch.nn.Module) -> None:
+    def __init__(self, reference: torch.nn.Module, output: str) -> None:
         # The copy takes bf16 parameters made one at a time, rather than a whole fp32 copy first:
         # the load's peak is then the reference plus half of it, not twice it.
         memo = {id(p): torch.nn.Parameter(p.detach().to(torch.bfloat16), requires_grad=False)
                 for p in reference.parameters()}
         self._model = copy.deepcopy(reference, memo).to(torch.bfloat16)
         self.config = reference.config
+        self._output = output
 
     def __call__(self, **features: torch.Tensor) -> SimpleNamespace:
-        return SimpleNamespace(last_hidden_state=self._model(**features).last_hidden_state.float())
+        return SimpleNamespace(**{self._output: getattr(self._model(**features), self._output).float()})

@@ -34,9 +34,11 @@ class SequenceClassifierHandler(EncoderHandler):
     """Scores every label of the model for each text or text pair."""
 
     capabilities = ("classify",)
+    encoder_output = "logits"
 
     def __init__(self, ctx: LoadContext) -> None:
         tokenizer, self._model, max_tokens = load_classification_model(ctx)
+        self.encoder_dir = ctx.model_dir
         config = self._model.config
         self._labels = labels(config, ctx.entry.name)
         self._activation = activation(config)

@@ -23,9 +23,11 @@ class CrossEncoderHandler(EncoderHandler):
     """Scores documents against a query."""
 
     capabilities = ("rerank",)
+    encoder_output = "logits"
 
     def __init__(self, ctx: LoadContext) -> None:
         tokenizer, self._model, max_tokens = load_classification_model(ctx)
+        self.encoder_dir = ctx.model_dir
         config = self._model.config
         if config.num_labels != 1:
             raise ConfigError(f"{ctx.entry.name}: a reranker needs exactly one output label, not {config.num_labels}")

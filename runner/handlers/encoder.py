@@ -76,10 +76,12 @@ class EncoderHandler(Handler):
         # next batch is prepared while the current one computes.
         self._compute = ThreadPoolExecutor(max_workers=1, thread_name_prefix="compute")
 
-    #: Set by handlers whose forward passes call `self._model(**features).last_hidden_state`:
-    #: the folder of that encoder's weights. Another backend's encoder with the same call can
-    #: then replace the PyTorch one (see runner/precision.py).
+    #: Set by handlers whose forward passes call `self._model(**features)` and read one tensor of
+    #: the answer (`encoder_output`): the folder of that model's weights. Another backend's model
+    #: that answers the same call can then replace the PyTorch one (see runner/precision.py).
     encoder_dir: Path | None = None
+    #: The field of the model's answer that the forward passes read.
+    encoder_output: str = "last_hidden_state"
 
     @property
     def max_tokens(self) -> int:

@@ -12,7 +12,8 @@ import torch
 
 from runner.backends.openvino_int8 import CACHE_DIR, OpenVinoEncoder
 from runner.errors import ConfigError
-from runner.fidelity import Fidelity, Thresholds, corpus, measure
+from runner.backends.torch_bf16 import Bf16Encoder
+from runner.fidelity import Fidelity, Thresholds, compare_scores, compare_vectors, corpus, rerank_sets
 from runner.handlers.base import EmbedOptions
 from runner.loader import load_handler
 from runner.precision import apply_precision
@@ -77,7 +78,7 @@ def test_fp32_is_the_reference_as_loaded(catalog, minilm_copy):
     assert handler.encoder()[0] is model and handler.precision is report
 
 
-def test_int8_works_for_bge_m3_and_refuses_handlers_without_a_swappable_encoder(load, standins):
+def test_int8_works_for_bge_m3_and_gates_each_of_its_outputs(load, standins):
     # bge-m3's heads stay in PyTorch on top of the int8 encoder; the stand-in's fidelity is random,
     # so the gate is opened here: this checks the plumbing, the MiniLM test checks the numbers.
     handler = load("bge-m3")
@@ -93,8 +94,41 @@ def test_int8_works_for_bge_m3_and_refuses_handlers_without_a_swappable_encoder(
     assert gated["sparse"] == gated["multi_vector"] >= 2
     assert handler.sparse(TEXTS, EmbedOptions()).token_counts[0] > 0
     assert handler.multi_vector(TEXTS, EmbedOptions()).vectors[0].shape[0] > 0
-    with pytest.raises(ConfigError, match="precision int8 needs an encoder model"):
-        apply_precision(load("ms-marco-minilm-l6-v2"), "ms-marco-minilm-l6-v2", "int8", open_gate, 2)
+
+
+@pytest.mark.parametrize("precision", ["int8", "bf16"])
+@pytest.mark.parametrize("name", ["ms-marco-minilm-l6-v2", "nli-distilroberta-base"])
+def test_rerankers_and_classifiers_run_int8_and_bf16_gated_on_their_scores(load, name, precision):
+    # The stand-ins' weights are random, so the gate is opened: this checks the plumbing (the whole
+    # model swapped, logits read from it, scores gated); compare_scores is checked on its own below.
+    handler = load(name)
+    pairs = [("what do edge servers do?", TEXTS[1]), ("what do edge servers do?", TEXTS[0])]
+    before = handler.score(*_rerank_call(pairs)) if name.startswith("ms-marco") else handler.classify(TEXTS, True, True)
+    gated = []
+    compute = handler.score if name.startswith("ms-marco") else handler.classify
+    method = compute.__name__
+
+    def counted(*args, **kwargs):
+        gated.append(args)
+        return compute(*args, **kwargs)
+    setattr(handler, method, counted)
+    # Correlations of random scores may well be negative: the open gate takes those too.
+    report = apply_precision(handler, name, precision, Thresholds(-1, -1, 0), 2)
+    assert report.precision == precision and report.fidelity is not None
+    assert isinstance(handler.encoder()[0], OpenVinoEncoder if precision == "int8" else Bf16Encoder)
+    # The gate reranks each of its 16 queries against its documents, or classifies its 80 texts.
+    queries, documents = corpus()
+    if method == "score":
+        assert {(args[0], tuple(args[1])) for args in gated} == {(q, tuple(docs)) for q, docs in rerank_sets()}
+    else:
+        assert gated and all(args[0] == queries + documents for args in gated)
+    after = handler.score(*_rerank_call(pairs)) if method == "score" else handler.classify(TEXTS, True, True)
+    assert after.scores.shape == before.scores.shape and after.scores.dtype == np.float32
+    assert not np.array_equal(after.scores, before.scores)  # really the other path
+
+
+def _rerank_call(pairs):
+    return pairs[0][0], [doc for _, doc in pairs], True, True
 
 
 def test_the_gate_measures_cosines_and_top10_overlap():
@@ -102,24 +136,24 @@ def test_the_gate_measures_cosines_and_top10_overlap():
     assert (len(queries), len(documents)) == (16, 64) and corpus() == (queries, documents)
     rng = np.random.default_rng(0)
     base = rng.normal(size=(80, 32))
-    same = measure(lambda texts: base, lambda texts: base)
+    same = compare_vectors(base, base)
     assert same == Fidelity(pytest.approx(1.0), pytest.approx(1.0), 1.0)
-    noisy = measure(lambda texts: base, lambda texts: base + rng.normal(scale=0.5, size=base.shape))
+    noisy = compare_vectors(base, base + rng.normal(scale=0.5, size=base.shape))
     assert noisy.mean_cosine < 0.99 and noisy.worst_cosine < noisy.mean_cosine and noisy.top10_overlap < 1
     assert noisy.failures(Thresholds()) and not same.failures(Thresholds())
     weakest = Fidelity.weakest([Fidelity(0.9995, 0.997, 1.0), Fidelity(0.9999, 0.996, 0.96)])
     assert weakest == Fidelity(0.9995, 0.996, 0.96)
     # ColBERT: a matrix of token vectors per text, compared token by token and searched by MaxSim.
     tokens = [rng.normal(size=(rng.integers(3, 9), 16)) for _ in range(80)]
-    assert measure(lambda texts: tokens, lambda texts: tokens) == Fidelity(pytest.approx(1.0), pytest.approx(1.0), 1.0)
+    assert compare_vectors(tokens, tokens) == Fidelity(pytest.approx(1.0), pytest.approx(1.0), 1.0)
     one_token_off = [m.copy() for m in tokens]
     one_token_off[20][1] = -one_token_off[20][1]
-    off = measure(lambda texts: tokens, lambda texts: one_token_off)
+    off = compare_vectors(tokens, one_token_off)
     assert off.worst_cosine == pytest.approx(-1.0) and off.mean_cosine > 0.99 and off.failures(Thresholds())
-    shuffled = measure(lambda texts: tokens, lambda texts: [rng.normal(size=m.shape) for m in tokens])
+    shuffled = compare_vectors(tokens, [rng.normal(size=m.shape) for m in tokens])
     assert shuffled.top10_overlap < 0.5
     empty = np.zeros((80, 4))
-    assert measure(lambda texts: empty, lambda texts: empty).worst_cosine == 1.0
+    assert compare_vectors(empty, empty).worst_cosine == 1.0
     assert dataclasses.asdict(Thresholds()) == {"mean_cosine": 0.999, "worst_cosine": 0.995, "top10_overlap": 0.95}
 
 
@@ -172,9 +206,30 @@ def test_bf16_passes_the_gate_on_minilm_stays_close_to_fp32_and_frees_the_fp32_e
         apply_precision(load_minilm(catalog, minilm_copy), MODEL, "bf16", Thresholds(mean_cosine=0.9999999), 2)
 
 
-def test_auto_is_fp32_for_a_handler_without_an_encoder_to_swap(load):
-    report = apply_precision(load("ms-marco-minilm-l6-v2"), "ms-marco-minilm-l6-v2", "auto", Thresholds(), 2)
+def test_the_gate_compares_scores_by_correlation_and_top10_per_ranking():
+    # Columns are rankings: a reranker's 16 queries over their documents, a classifier's labels over texts.
+    assert all(len(docs) == 16 and docs[0] == corpus()[1][i * 4] for i, (_, docs) in enumerate(rerank_sets()))
+    rng = np.random.default_rng(1)
+    scores = rng.normal(size=(16, 5))
+    # Shift and scale change no ranking and no correlation: a calibrated path is not penalised.
+    assert compare_scores(scores, 3 * scores - 7) == Fidelity(pytest.approx(1.0), pytest.approx(1.0), 1.0)
+    noisy = compare_scores(scores, scores + rng.normal(scale=0.3, size=scores.shape))
+    assert 0.8 < noisy.mean_cosine < 0.999 and noisy.failures(Thresholds())
+    flipped = scores.copy()
+    flipped[:, 2] = -flipped[:, 2]
+    one_off = compare_scores(scores, flipped)
+    assert one_off.worst_cosine == pytest.approx(-1.0) and one_off.top10_overlap < 1
+    constant = np.ones((16, 2))
+    assert compare_scores(constant, constant) == Fidelity(1.0, 1.0, 1.0)
+
+
+def test_auto_is_fp32_for_a_handler_without_a_model_to_swap(load):
+    handler = load("ms-marco-minilm-l6-v2")
+    handler.encoder_dir = None  # as a handler of one's own that does not name its weights' folder
+    report = apply_precision(handler, "ms-marco-minilm-l6-v2", "auto", Thresholds(), 2)
     assert report.precision == "fp32" and report.detail.endswith("auto: bf16 and int8 need an encoder model")
+    with pytest.raises(ConfigError, match="precision int8 needs an encoder model"):
+        apply_precision(handler, "ms-marco-minilm-l6-v2", "int8", Thresholds(), 2)
 
 
 def test_a_choice_goes_to_the_user_cache_when_the_weights_folder_cannot_take_it(tmp_path):

@@ -11,7 +11,8 @@ The server is measured over HTTP, with its cache off so that every text is compu
   - 1 client sending all 512 texts in one request;
   - 1 client sending 1 short text at a time (idle latency), against in-process encode of 1 text,
     the two alternating text by text so that both see the same machine state.
-Each serving path (--precisions, default fp32, bf16 and int8) gets its own server in the same run. Its
+Each serving path (--precisions, default fp32, bf16 and int8) gets its own server in the same run, and
+so does Infinity, on the same weights, where it is installed (--infinity). A path's
 ceiling C is the runner's own handler, loaded in this process with the same precision and handed
 all 512 texts in one call: what the server would reach with no gateway, no gRPC and no client in
 the way. Rounds (--rounds) time L, C and each shape back to back while the server idles between
@@ -30,6 +31,7 @@ import http.client
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import statistics
@@ -153,26 +155,44 @@ def idle(url: str, model, singles: list[str]) -> dict:
             "in_process_p50_ms": statistics.median(local) * 1000}
 
 
-def start_server(env_extra: dict) -> tuple[subprocess.Popen, str]:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+        return s.getsockname()[1]
+
+
+def start_server(env_extra: dict) -> tuple[subprocess.Popen, str]:
+    port = free_port()
     env = {**os.environ, "MODELS": MODEL, "PORT": str(port), "LOG_LEVEL": "warn",
            "EMBEDDING_CACHE_SIZE": "0", **env_extra}
     proc = subprocess.Popen([str(ROOT / "node_modules/.bin/node"), "gateway/src/main.ts"], cwd=ROOT, env=env)
-    url = f"http://127.0.0.1:{port}"
+    return proc, wait_healthy(proc, port, "/health")
+
+
+def start_infinity(executable: str, extra: list[str]) -> tuple[subprocess.Popen, str]:
+    """Infinity on the same weights, under the same model name and the /v1 prefix, so the same
+    client measures it; offline, as the weights are local, and without its usage telemetry, which
+    would only fail to connect. Its cache is off by default."""
+    port = free_port()
+    proc = subprocess.Popen([executable, "v2", "--model-id", str(ROOT / "models" / MODEL), "--served-model-name", MODEL,
+                             "--url-prefix", "/v1", "--port", str(port), "--log-level", "warning", *extra],
+                            env={**os.environ, "HF_HUB_OFFLINE": "1", "DO_NOT_TRACK": "1"})
+    return proc, wait_healthy(proc, port, "/v1/models")
+
+
+def wait_healthy(proc: subprocess.Popen, port: int, path: str) -> str:
     deadline = time.time() + 180
-    while time.time() < deadline:
+    while time.time() < deadline and proc.poll() is None:
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/health")
+            conn.request("GET", path)
             if conn.getresponse().status == 200:
-                return proc, url
+                return f"http://127.0.0.1:{port}"
         except OSError:
             pass
         time.sleep(0.25)
     proc.kill()
-    raise RuntimeError("server did not become healthy")
+    raise RuntimeError(f"server did not become healthy (exit code {proc.poll()})")
 
 
 def gemm_peak_gflops(threads: int) -> float:
@@ -290,6 +310,11 @@ def main() -> int:
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="extra server setting for the started server, e.g. --set BATCH_WINDOW_MS=0")
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds per path; figures are their medians")
+    p.add_argument("--infinity", default=shutil.which("infinity_emb"), metavar="EXECUTABLE",
+                   help="also measure Infinity (michaelfeil/infinity) on the same weights, started from this "
+                        "infinity_emb executable; default: the one on PATH, if any ('' skips it)")
+    p.add_argument("--infinity-args", default="--engine torch",
+                   help="extra infinity_emb v2 arguments (default: --engine torch)")
     p.add_argument("--json", help="also write the figures to this file")
     args = p.parse_args()
 
@@ -312,9 +337,18 @@ def main() -> int:
 
     figures: dict = {"cpu": cpu, "flags": flags, "gemm_peak_gflops": peak, "rounds": args.rounds, "paths": {}}
     paths = ["external"] if args.url else args.precisions.split(",")
+    if args.infinity:
+        paths.append("infinity")
+    else:
+        print("Infinity: not measured (no infinity_emb on PATH; see --infinity)", flush=True)
     for path in paths:
-        top = None if args.url else runner_encode(path)
-        proc, url = (None, args.url) if args.url else start_server({**dict(kv.split("=", 1) for kv in args.set), "PRECISION": path})
+        top = None if path in ("external", "infinity") else runner_encode(path)
+        if path == "external":
+            proc, url = None, args.url
+        elif path == "infinity":
+            proc, url = start_infinity(args.infinity, args.infinity_args.split())
+        else:
+            proc, url = start_server({**dict(kv.split("=", 1) for kv in args.set), "PRECISION": path})
         try:
             f = figures["paths"][path] = measure_path(url, reference, top, texts, singles, args.rounds, work, peak)
         finally:

@@ -19,7 +19,8 @@ the way. Rounds (--rounds) time L, C and each shape back to back while the serve
 shapes, and every ratio is taken within its round, then the median over rounds is reported, so
 that a slow spell of a noisy machine moves both sides of a ratio alike. Each path also gets its
 fidelity to L, and its MFU: throughput times the encoder's FLOPs per text, over the fp32 GEMM
-peak measured in this run on the same threads.
+peak measured in the same round on the same threads (a peak taken once would make every MFU of the
+run high or low with the machine's mood at that moment).
 This is a measurement, not a test: the figures vary with the machine and what else runs on it.
 """
 
@@ -263,7 +264,7 @@ SHAPES = {"clients32_x1": (32, 1, "32 clients x 1 text "), "clients4_x32": (4, 3
 
 
 def measure_path(url: str, reference, top, texts: list[str], singles: list[str], rounds: int, work: float,
-                 peak: float) -> dict:
+                 threads: int) -> dict:
     """One serving path: throughput at each shape, idle latency, MFU and fidelity.
 
     Each round times L (reference), the ceiling C (top, the runner's handler in this process,
@@ -277,21 +278,22 @@ def measure_path(url: str, reference, top, texts: list[str], singles: list[str],
         top(texts[:64])
     per_round: list[dict] = []
     for _ in range(rounds):
-        r = {"L": rate(lambda t: reference.encode(t, batch_size=32), texts)}
+        r = {"peak_gflops": gemm_peak_gflops(threads), "L": rate(lambda t: reference.encode(t, batch_size=32), texts)}
         if top:
             r["C"] = rate(top, texts)
         for key, (clients, per_request, _) in SHAPES.items():
             r[key] = load(url, texts, clients, per_request)
         per_round.append(r)
     med = statistics.median
-    out: dict = {"rounds": per_round, "L_texts_per_s": med(r["L"] for r in per_round)}
+    mfu = lambda key: med(r[key] * work / (r["peak_gflops"] * 1e9) for r in per_round)  # noqa: E731
+    out: dict = {"rounds": per_round, "L_texts_per_s": med(r["L"] for r in per_round), "L_mfu": mfu("L")}
     if top:
         out["ceiling"] = {"texts_per_s": med(r["C"] for r in per_round),
-                          "ratio_to_L": med(r["C"] / r["L"] for r in per_round)}
+                          "ratio_to_L": med(r["C"] / r["L"] for r in per_round), "mfu": mfu("C")}
     for key in SHAPES:
         rates = [r[key]["texts_per_s"] for r in per_round]
         out[key] = {"texts_per_s": med(rates), "ratio_to_L": med(x / r["L"] for x, r in zip(rates, per_round)),
-                    "mfu": med(rates) * work / (peak * 1e9),
+                    "mfu": med(x * work / (r["peak_gflops"] * 1e9) for x, r in zip(rates, per_round)),
                     "p50_ms": med(r[key]["p50_ms"] for r in per_round), "p99_ms": med(r[key]["p99_ms"] for r in per_round)}
         if top:
             out[key]["ratio_to_C"] = med(x / r["C"] for x, r in zip(rates, per_round))
@@ -329,13 +331,12 @@ def main() -> int:
     import torch
 
     threads = torch.get_num_threads()  # what the in-process baseline and each runner use
-    peak = gemm_peak_gflops(threads)
     per_token, tokens = flops_per_token(reference, texts)
     work = per_token * tokens / len(texts)  # FLOPs per text of this corpus
-    print(f"fp32 GEMM peak {peak:.0f} GFLOP/s on {threads} threads; {per_token / 1e6:.1f} MFLOP per token, {tokens} tokens",
+    print(f"{per_token / 1e6:.1f} MFLOP per token, {tokens} tokens; fp32 GEMM peak measured every round on {threads} threads",
           flush=True)
 
-    figures: dict = {"cpu": cpu, "flags": flags, "gemm_peak_gflops": peak, "rounds": args.rounds, "paths": {}}
+    figures: dict = {"cpu": cpu, "flags": flags, "threads": threads, "rounds": args.rounds, "paths": {}}
     paths = ["external"] if args.url else args.precisions.split(",")
     if args.infinity:
         paths.append("infinity")
@@ -350,18 +351,20 @@ def main() -> int:
         else:
             proc, url = start_server({**dict(kv.split("=", 1) for kv in args.set), "PRECISION": path})
         try:
-            f = figures["paths"][path] = measure_path(url, reference, top, texts, singles, args.rounds, work, peak)
+            f = figures["paths"][path] = measure_path(url, reference, top, texts, singles, args.rounds, work, threads)
         finally:
             if proc:
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(timeout=60)
         del top
         quiet = f["idle"]
-        print(f"[{path}] L = {f['L_texts_per_s']:.1f} texts/s (MFU {f['L_texts_per_s'] * work / (peak * 1e9):.2f}); "
+        peaks = [r["peak_gflops"] for r in f["rounds"]]
+        print(f"[{path}] fp32 GEMM peak {min(peaks):.0f}-{max(peaks):.0f} GFLOP/s over the rounds; "
+              f"L = {f['L_texts_per_s']:.1f} texts/s (MFU {f['L_mfu']:.2f}); "
               f"fidelity to L: mean cosine {f['fidelity']['mean_cosine']:.5f}, worst {f['fidelity']['worst_cosine']:.5f}")
         if "ceiling" in f:
             print(f"[{path}] ceiling C, runner in process, one call: {f['ceiling']['texts_per_s']:.1f} texts/s = "
-                  f"{f['ceiling']['ratio_to_L']:.2f} L")
+                  f"{f['ceiling']['ratio_to_L']:.2f} L, MFU {f['ceiling']['mfu']:.2f}")
         for key, (_, _, label) in SHAPES.items():
             s = f[key]
             to_c = f" = {s['ratio_to_C']:.2f} C" if "ratio_to_C" in s else ""

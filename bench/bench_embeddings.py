@@ -32,6 +32,7 @@ import http.client
 import json
 import os
 import random
+import shlex
 import shutil
 import signal
 import socket
@@ -193,7 +194,7 @@ def wait_healthy(proc: subprocess.Popen, port: int, path: str) -> str:
             pass
         time.sleep(0.25)
     proc.kill()
-    raise RuntimeError(f"server did not become healthy (exit code {proc.poll()})")
+    raise RuntimeError(f"server did not become healthy (exit code {proc.wait()})")
 
 
 def gemm_peak_gflops(threads: int) -> float:
@@ -314,7 +315,7 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds per path; figures are their medians")
     p.add_argument("--infinity", default=shutil.which("infinity_emb"), metavar="EXECUTABLE",
                    help="also measure Infinity (michaelfeil/infinity) on the same weights, started from this "
-                        "infinity_emb executable; default: the one on PATH, if any ('' skips it)")
+                        "infinity_emb executable; default: the one on PATH, if any ('' skips it; never with --url)")
     p.add_argument("--infinity-args", default="--engine torch",
                    help="extra infinity_emb v2 arguments (default: --engine torch)")
     p.add_argument("--json", help="also write the figures to this file")
@@ -338,16 +339,16 @@ def main() -> int:
 
     figures: dict = {"cpu": cpu, "flags": flags, "threads": threads, "rounds": args.rounds, "paths": {}}
     paths = ["external"] if args.url else args.precisions.split(",")
-    if args.infinity:
+    if args.infinity and not args.url:
         paths.append("infinity")
-    else:
-        print("Infinity: not measured (no infinity_emb on PATH; see --infinity)", flush=True)
+    elif not args.url:
+        print("Infinity: not measured (none on PATH, or --infinity '')", flush=True)
     for path in paths:
         top = None if path in ("external", "infinity") else runner_encode(path)
         if path == "external":
             proc, url = None, args.url
         elif path == "infinity":
-            proc, url = start_infinity(args.infinity, args.infinity_args.split())
+            proc, url = start_infinity(args.infinity, shlex.split(args.infinity_args))
         else:
             proc, url = start_server({**dict(kv.split("=", 1) for kv in args.set), "PRECISION": path})
         try:

@@ -56,16 +56,18 @@ class Fidelity:
 
     @staticmethod
     def weakest(measured: list["Fidelity"]) -> "Fidelity":
-        """The lowest of each figure: a path is as faithful as the worst of the outputs it serves."""
-        return Fidelity(min(f.mean_cosine for f in measured), min(f.worst_cosine for f in measured),
-                        min(f.top10_overlap for f in measured))
+        """The lowest of each figure: a path is as faithful as the worst of the outputs it serves.
+        A NaN anywhere stays NaN, which then fails the gate."""
+        return Fidelity(*(float(np.min([getattr(f, name) for f in measured]))
+                          for name in ("mean_cosine", "worst_cosine", "top10_overlap")))
 
     def failures(self, limits: Thresholds) -> list[str]:
         """What falls short of the limits, as phrases for the refusal message; empty if none."""
         checks = [("mean cosine", self.mean_cosine, limits.mean_cosine),
                   ("worst cosine", self.worst_cosine, limits.worst_cosine),
                   ("top-10 overlap", self.top10_overlap, limits.top10_overlap)]
-        return [f"{name} {got:.5f} < {want}" for name, got, want in checks if got < want]
+        # Not `got < want`: a NaN (a path that answers NaN for some input) must fail, not pass.
+        return [f"{name} {got:.5f} < {want}" for name, got, want in checks if not got >= want]
 
 
 def compare_vectors(ref: Output, got: Output) -> Fidelity:

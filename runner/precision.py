@@ -1,8 +1,9 @@
 """Puts a loaded handler on the precision its catalog entry or the PRECISION setting asks for.
 
 fp32 is PyTorch as loaded: the reference, served as it is. bf16 swaps the handler's encoder for a
-PyTorch bf16 copy, int8 for the OpenVINO int8 one, but only after the fidelity gate: both embed the
-built-in corpus, and the other path must stay within the thresholds. Where the CPU runs bf16
+PyTorch bf16 copy, int8 for the OpenVINO int8 one (a reranker or classifier swaps its whole model),
+but only after the fidelity gate: both embed, rerank or classify the built-in corpus, and the other
+path must stay within the thresholds. Where the CPU runs bf16
 natively, int8 weights with bf16 activations are a candidate too. auto weighs them all: each is
 timed on the same corpus (best of three alternating rounds), and the fastest that passes the
 gate is kept. The measurement, not the CPU's name, decides.
@@ -44,14 +45,14 @@ class PrecisionReport:
     detail: str
     fidelity: Fidelity | None = None
     converted: bool = False
-    #: Each candidate's best time to embed the corpus, and its fidelity, for the log line.
+    #: Each candidate's best time on the gate's corpus, and its fidelity, for the log line.
     candidates: dict[str, dict] = field(default_factory=dict)
 
 
 def apply_precision(handler: EncoderHandler, name: str, precision: str, limits: Thresholds, threads: int,
                     progress: Callable[[str], None] = lambda _: None) -> PrecisionReport:
     """Leaves fp32 as it is; for bf16 or int8, builds (int8: converts once), gates, times and swaps
-    in the encoder.
+    in the encoder (or, for a reranker or classifier, the whole model).
 
     auto times fp32 against every candidate that passes the gate and keeps the fastest. The
     choice is cached per CPU (model, flags and cores) and thread count, next to the converted
@@ -65,7 +66,7 @@ def apply_precision(handler: EncoderHandler, name: str, precision: str, limits: 
     # The other encoders answer in float32, which the heads of a model loaded in another dtype
     # cannot take; and they are built for the CPU.
     unfit = "a CPU" if handler.device.type != "cpu" else "dtype float32" if handler.dtype != torch.float32 else \
-        "an encoder model" if getattr(handler, "encoder_dir", None) is None else None
+        "a handler that names its weights folder" if getattr(handler, "encoder_dir", None) is None else None
     if precision == "fp32" or (precision == "auto" and unfit):
         handler.precision = fp32 if precision == "fp32" else PrecisionReport("fp32", f"{fp32.detail}; auto: bf16 and int8 need {unfit}")
         return handler.precision
@@ -105,7 +106,7 @@ def apply_precision(handler: EncoderHandler, name: str, precision: str, limits: 
                 handler.precision = PrecisionReport("fp32", f"{fp32.detail}; auto: int8 conversion failed ({type(exc).__name__})")
                 return handler.precision
     progress(f"checking {', '.join(list(encoders)[1:])} against fp32 on the fidelity corpus")
-    gates = _gates(handler)
+    gates = _gates(handler, name)
     wanted = [compute() for compute, _ in gates]
     fidelities: dict[str, Fidelity] = {}
     for key, encoder in list(encoders.items())[1:]:
@@ -170,7 +171,7 @@ def _int8_encoders(reference, handler: EncoderHandler, folder: Path, threads: in
             for a in activations}, converted
 
 
-def _gates(handler: EncoderHandler) -> list[tuple[Callable[[], Output], Callable[[Output, Output], Fidelity]]]:
+def _gates(handler: EncoderHandler, name: str) -> list[tuple[Callable[[], Output], Callable[[Output, Output], Fidelity]]]:
     """Every output the handler serves, as the gate checks it: how to compute it on the corpus, and
     how to compare two paths' answers. bge-m3's sparse weights are among them, since their relu
     threshold makes them the most sensitive to small changes, and so are its ColBERT vectors.
@@ -181,6 +182,10 @@ def _gates(handler: EncoderHandler) -> list[tuple[Callable[[], Output], Callable
     gates: list = []
     if "text-embedding" in capabilities:
         gates.append((lambda: handler.embed(texts, EmbedOptions()).vectors, compare_vectors))
+        # Token embeddings (TEI's /embed_all) are served for every embedding model that has them,
+        # and a drifting token hides in the pooled vector.
+        if type(handler).token_embeddings is not Handler.token_embeddings:
+            gates.append((lambda: handler.token_embeddings(texts, EmbedOptions()).vectors, compare_vectors))
     if "sparse-embedding" in capabilities:
         gates.append((lambda: _sparse_rows(handler, texts), compare_vectors))
     if "multi-vector" in capabilities:
@@ -193,6 +198,8 @@ def _gates(handler: EncoderHandler) -> list[tuple[Callable[[], Output], Callable
                                         for q, docs in rerank_sets()], axis=1), compare_scores))
     if "classify" in capabilities:
         gates.append((lambda: handler.classify(texts, truncate=True, raw=True).scores, compare_scores))
+    if not gates:
+        raise ConfigError(f"{name}: the fidelity gate has no check for a handler serving {', '.join(capabilities)}; use fp32")
     return gates
 
 

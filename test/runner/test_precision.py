@@ -221,14 +221,39 @@ def test_the_gate_compares_scores_by_correlation_and_top10_per_ranking():
     assert one_off.worst_cosine == pytest.approx(-1.0) and one_off.top10_overlap < 1
     constant = np.ones((16, 2))
     assert compare_scores(constant, constant) == Fidelity(1.0, 1.0, 1.0)
+    # A path that answers NaN fails, however the figures are combined.
+    broken = scores.copy()
+    broken[3, 1] = np.nan
+    nan = compare_scores(scores, broken)
+    assert nan.failures(Thresholds(-1, -1, 0))
+    assert Fidelity.weakest([Fidelity(1, 1, 1), nan]).failures(Thresholds(-1, -1, 0))
+    assert Fidelity.weakest([nan, Fidelity(1, 1, 1)]).failures(Thresholds(-1, -1, 0))
+
+
+def test_the_rerank_gate_gives_each_query_its_own_column(load):
+    from runner.handlers.base import ScoreOutput
+    from runner.precision import _gates
+
+    handler = load("ms-marco-minilm-l6-v2")
+    queries = [q for q, _ in rerank_sets()]
+
+    def score(query, documents, truncate, raw, max_doc_tokens=None):
+        # query index x 100 + document position: where each lands in the gate's matrix shows.
+        return ScoreOutput(np.array([queries.index(query) * 100 + k for k in range(len(documents))], np.float32),
+                           [1] * len(documents))
+    handler.score = score
+    [(compute, compare)] = _gates(handler, "ms-marco-minilm-l6-v2")
+    matrix = compute()
+    assert matrix.shape == (16, 16) and compare is compare_scores
+    assert all(matrix[k, j] == j * 100 + k for j in range(16) for k in range(16))
 
 
 def test_auto_is_fp32_for_a_handler_without_a_model_to_swap(load):
     handler = load("ms-marco-minilm-l6-v2")
     handler.encoder_dir = None  # as a handler of one's own that does not name its weights' folder
     report = apply_precision(handler, "ms-marco-minilm-l6-v2", "auto", Thresholds(), 2)
-    assert report.precision == "fp32" and report.detail.endswith("auto: bf16 and int8 need an encoder model")
-    with pytest.raises(ConfigError, match="precision int8 needs an encoder model"):
+    assert report.precision == "fp32" and report.detail.endswith("auto: bf16 and int8 need a handler that names its weights folder")
+    with pytest.raises(ConfigError, match="precision int8 needs a handler that names its weights folder"):
         apply_precision(handler, "ms-marco-minilm-l6-v2", "int8", Thresholds(), 2)
 
 

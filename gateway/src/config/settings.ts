@@ -85,17 +85,21 @@ export const settingsSchema = z.object({
   /** HTTP port. */
   PORT: int(0, 65535).default(8000),
   /**
-   * Precision for every model: fp32 (PyTorch, the reference), bf16 (the encoder in PyTorch bf16) or
+   * Precision for every model: fp32 (PyTorch, the reference), bf16 (the encoder, or a reranker's or
+   * classifier's whole model, in PyTorch bf16) or
    * int8 (int8 weights on OpenVINO), both CPU only and served only if they pass the fidelity gate,
    * or auto (whichever is fastest on this CPU, timed at first start and remembered). Empty: each
    * catalog entry's own `precision`.
    */
   PRECISION: z.enum(['', 'fp32', 'bf16', 'int8', 'auto']).default(''),
-  /** Fidelity gate: the least mean cosine to fp32 a non-reference precision must reach on the built-in corpus. */
+  /**
+   * Fidelity gate: the least mean cosine to fp32 a non-reference precision must reach on the built-in
+   * corpus (for a reranker or classifier, the least mean correlation of its scores' rankings).
+   */
   FIDELITY_MIN_MEAN_COSINE: z.coerce.number().min(0).max(1).default(0.999),
-  /** Fidelity gate: the least cosine to fp32 of any one text of the corpus. */
+  /** Fidelity gate: the least cosine to fp32 of any one text of the corpus (correlation of any one ranking). */
   FIDELITY_MIN_WORST_COSINE: z.coerce.number().min(0).max(1).default(0.995),
-  /** Fidelity gate: the least share of each query's top 10 documents that fp32 also ranks in its top 10. */
+  /** Fidelity gate: the least share of each query's top 10 documents (each ranking's top 10) that fp32 also ranks in its top 10. */
   FIDELITY_MIN_TOP10_OVERLAP: z.coerce.number().min(0).max(1).default(0.95),
   /**
    * Compute threads per runner (PyTorch and OpenVINO). 0: one per core while a runner computes

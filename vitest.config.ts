@@ -15,6 +15,9 @@ export default defineConfig({
           testTimeout: 120_000,
           hookTimeout: 180_000,
           fileParallelism: false,
+          // What a page or a server shows after a call can take seconds while pytest shares the
+          // cores (test.sh runs both suites side by side); expect.poll's own 1 s was too short.
+          expect: { poll: { timeout: 15_000 } },
         },
       },
     ],

@@ -102,11 +102,15 @@ def test_rerankers_and_classifiers_run_int8_and_bf16_gated_on_their_scores(load,
     # The stand-ins' weights are random, so the gate is opened: this checks the plumbing (the whole
     # model swapped, logits read from it, scores gated); compare_scores is checked on its own below.
     handler = load(name)
-    pairs = [("what do edge servers do?", TEXTS[1]), ("what do edge servers do?", TEXTS[0])]
-    before = handler.score(*_rerank_call(pairs)) if name.startswith("ms-marco") else handler.classify(TEXTS, True, True)
+    method = "score" if name.startswith("ms-marco") else "classify"
+    compute = getattr(handler, method)
+
+    def sample():
+        if method == "score":
+            return compute("what do edge servers do?", [TEXTS[1], TEXTS[0]], True, True)
+        return compute(TEXTS, True, True)
+    before = sample()
     gated = []
-    compute = handler.score if name.startswith("ms-marco") else handler.classify
-    method = compute.__name__
 
     def counted(*args, **kwargs):
         gated.append(args)
@@ -122,13 +126,9 @@ def test_rerankers_and_classifiers_run_int8_and_bf16_gated_on_their_scores(load,
         assert {(args[0], tuple(args[1])) for args in gated} == {(q, tuple(docs)) for q, docs in rerank_sets()}
     else:
         assert gated and all(args[0] == queries + documents for args in gated)
-    after = handler.score(*_rerank_call(pairs)) if method == "score" else handler.classify(TEXTS, True, True)
+    after = sample()
     assert after.scores.shape == before.scores.shape and after.scores.dtype == np.float32
     assert not np.array_equal(after.scores, before.scores)  # really the other path
-
-
-def _rerank_call(pairs):
-    return pairs[0][0], [doc for _, doc in pairs], True, True
 
 
 def test_the_gate_measures_cosines_and_top10_overlap():

@@ -23,6 +23,7 @@ from . import compute_threads
 from .catalog import load_catalog
 from .detect import local_entry
 from .device import resolve_device
+from .device_profile import measure, warm_shapes
 from .errors import ConfigError
 from .fidelity import Thresholds
 from .loader import load_handler
@@ -43,7 +44,8 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
                                         "the handler is chosen from the folder's own files")
     p.add_argument("--device", default="auto", help="auto, cpu, mps, cuda or cuda:N")
     p.add_argument("--socket", required=True, help="gRPC address, e.g. unix:///tmp/r.sock")
-    p.add_argument("--workers", type=int, default=2, help="forward passes that may run at once")
+    p.add_argument("--workers", type=int, default=0,
+                   help="calls computed at once; 0: what the device profile measured as best")
     p.add_argument("--threads", type=int, default=0,
                    help="compute threads (PyTorch and OpenVINO); 0: PyTorch's default, one per core")
     p.add_argument("--max-batch-tokens", type=int, default=16384,
@@ -107,21 +109,28 @@ def main(argv: list[str] | None = None) -> int:
                             args.fidelity_min_top10_overlap)
         report = apply_precision(handler, args.model, args.precision or entry.precision, limits,
                                  compute_threads.alone(), lambda step: logger.info("precision_step", step=step))
+        # Measured on what will serve: the precision's own encoder.
+        profile = measure(handler.time_pass, device, handler.max_tokens, args.max_batch_tokens)
+        handler.apply_profile(profile)
     except ConfigError as exc:
         # stderr, not the JSON log: the supervisor shows it verbatim when startup fails.
         print(f"runner: {exc}", file=sys.stderr)
         return 2
+    logger.info("device_profile", **profile.fields())
+    if args.warmup == "on":
+        shapes = warm_shapes(handler.time_pass, profile, handler.max_tokens, args.max_batch_tokens)
+        if shapes:
+            logger.info("shapes_warmed", passes=shapes)
     opts = ServeOptions(
         socket=args.socket,
-        workers=max(1, args.workers),
+        workers=args.workers if args.workers > 0 else profile.concurrency,
         warmup=args.warmup == "on",
         warmup_batch_size=max(1, args.warmup_batch_size),
         warmup_steps=max(0, args.warmup_steps),
     )
     logger.info("precision", precision=report.precision, detail=report.detail, converted=report.converted,
                 fidelity=report.fidelity.__dict__ if report.fidelity else None, candidates=report.candidates)
-    serve(args.model, str(device), handler, opts, secret, logger)
-    return 0
+    return serve(args.model, str(device), handler, opts, secret, logger, profile)
 
 
 if __name__ == "__main__":

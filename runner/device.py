@@ -43,3 +43,40 @@ def resolve_dtype(name: str, device: torch.device, allows_float16: bool = True) 
             return torch.float32
         return torch.float16 if allows_float16 else torch.bfloat16
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+
+
+def synchronize(device: torch.device) -> None:
+    """Waits for the device's queued work, so that a timing covers it; a no-op on the CPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def release_memory(device: torch.device) -> None:
+    """Hands the allocator's cached blocks back after running out, so a smaller retry can fit."""
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    elif device.type == "mps":
+        torch.mps.empty_cache()
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether exc is the device running out of memory: the call can be split and retried."""
+    return isinstance(exc, torch.OutOfMemoryError)
+
+
+#: Phrases of errors after which a CUDA context is unusable: every later call on it fails too.
+_BROKEN_CONTEXT = ("CUDA error", "CUBLAS_STATUS", "CUDNN_STATUS", "cuDNN error", "device-side assert",
+                   "illegal memory access", "unspecified launch failure")
+
+
+def device_broken(exc: BaseException) -> bool:
+    """Whether exc leaves the device unusable for this process (a sticky CUDA error), so that the
+    runner must be restarted rather than answer the next call with the same error. Running out
+    of memory is not such an error."""
+    if out_of_memory(exc):
+        return False
+    if isinstance(exc, getattr(torch, "AcceleratorError", ())):
+        return True
+    return isinstance(exc, RuntimeError) and any(p in str(exc) for p in _BROKEN_CONTEXT)

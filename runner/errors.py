@@ -61,3 +61,10 @@ def too_long(index: int, tokens: int, limit: int) -> InputFailure:
     """The refusal for an input over the model's limit when truncation is not allowed."""
     return InputFailure(index, f"has {tokens} tokens, more than this model's {limit}; "
                                "shorten it or allow truncation", INPUT_TOO_LONG)
+
+
+class OutOfDeviceMemory(RunnerError):
+    """Even one input alone does not fit in the device's free memory: the runner is out of
+    capacity for now, which says nothing against the input."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED

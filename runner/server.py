@@ -14,11 +14,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from . import tracing
+from .device_profile import DeviceProfile
 from ._proto import runner_pb2_grpc
 from .errors import Unauthenticated
 from .handlers.base import EmbedOptions, Handler
@@ -31,6 +33,8 @@ _MAX_MESSAGE = 256 * 1024 * 1024
 # worker waits on a long forward pass; otherwise the gateway would take a busy runner for a
 # hung one and restart it. The gateway bounds Embed calls to the workers, not the pool.
 _SPARE_THREADS = 2
+#: The exit status of a runner that stopped because its device broke (sysexits' EX_SOFTWARE).
+EXIT_DEVICE_BROKEN = 70
 
 
 @dataclass(frozen=True)
@@ -134,13 +138,15 @@ def _bind_private(server: grpc.Server, address: str) -> None:
 
 
 def build_server(name: str, device: str, handler: Handler, pool: ThreadPoolExecutor, socket: str,
-                 secret: str, logger: JsonLogger) -> tuple[grpc.Server, health.HealthServicer]:
+                 secret: str, logger: JsonLogger, profile: DeviceProfile,
+                 on_device_broken: Callable[[], None] = lambda: None) -> tuple[grpc.Server, health.HealthServicer]:
     """The gRPC server with the runner and health services, bound to socket, not yet started."""
     server = grpc.server(pool, interceptors=[BearerAuth(secret)], options=[
         ("grpc.max_receive_message_length", _MAX_MESSAGE),
         ("grpc.max_send_message_length", _MAX_MESSAGE),
     ])
-    runner_pb2_grpc.add_RunnerServicer_to_server(RunnerService(name, device, handler, logger), server)
+    runner_pb2_grpc.add_RunnerServicer_to_server(
+        RunnerService(name, device, handler, logger, profile, on_device_broken), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     _bind_private(server, socket)
@@ -152,8 +158,11 @@ def make_pool(workers: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=workers + _SPARE_THREADS, thread_name_prefix="worker")
 
 
-def serve(name: str, device: str, handler: Handler, opts: ServeOptions, secret: str, logger: JsonLogger) -> None:
-    """Serves until SIGTERM/SIGINT, then lets in-flight calls finish for a few seconds.
+def serve(name: str, device: str, handler: Handler, opts: ServeOptions, secret: str, logger: JsonLogger,
+          profile: DeviceProfile) -> int:
+    """Serves until SIGTERM/SIGINT, then lets in-flight calls finish for a few seconds; returns
+    the exit status: 0, or EXIT_DEVICE_BROKEN when a call broke the device, so that the gateway
+    starts a fresh runner.
 
     The socket file is removed however serving ends, a failure after binding included.
     """
@@ -165,19 +174,28 @@ def serve(name: str, device: str, handler: Handler, opts: ServeOptions, secret: 
     tracing.start(name, device, logger)
     # Caught from before binding on, so that a stop request always goes through the cleanup.
     stop = threading.Event()
+    broken = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+
+    def on_device_broken() -> None:
+        broken.set()
+        stop.set()
+
     try:
-        server, health_servicer = build_server(name, device, handler, pool, opts.socket, secret, logger)
+        server, health_servicer = build_server(name, device, handler, pool, opts.socket, secret, logger, profile,
+                                               on_device_broken)
         server.start()
         # Only now, after warmup, do health checks say SERVING; the gateway waits for this.
         health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
         logger.info("serving", socket=opts.socket, device=device, dimensions=handler.dimensions,
                     max_tokens=handler.max_tokens)
         stop.wait()
-        logger.info("stopping")
+        logger.info("stopping", device_broken=broken.is_set())
         health_servicer.enter_graceful_shutdown()
-        server.stop(grace=5).wait()
+        # In-flight calls on a broken device only fail too; they need no time to finish.
+        server.stop(grace=1 if broken.is_set() else 5).wait()
     finally:
         remove_socket(opts.socket)
         tracing.stop()
+    return EXIT_DEVICE_BROKEN if broken.is_set() else 0

@@ -11,6 +11,8 @@ import grpc
 import numpy as np
 
 from . import compute_threads, tracing
+from .device import device_broken
+from .device_profile import DeviceProfile
 from ._proto import runner_pb2, runner_pb2_grpc
 from .errors import InputFailure, RunnerError
 from .handlers.base import EmbedOptions, Handler
@@ -26,20 +28,28 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
     A synchronous server rather than grpc.aio: the forward pass then runs on the thread that
     received the call, which saves a thread hand-off (about a millisecond) on every request.
 
-    On a CPU, calls take turns from tokenising to reply. Tokenising the next call while a forward
-    pass runs takes a core from the pass's thread team, which then waits at every barrier (the
-    README's Performance section has the measurement). The next call waits here rather than in
-    the gateway, so no round trip separates two calls. On a GPU, tokenising alongside the device's
-    work costs it nothing, so calls overlap there.
+    Where forward passes run on the host's cores (the device profile says so), calls take turns
+    from tokenising to reply. Tokenising the next call while a forward pass runs takes a core from
+    the pass's thread team, which then waits at every barrier (the performance docs have the
+    measurement). The next call waits here rather than in the gateway, so no round trip separates
+    two calls. On an accelerator, tokenising alongside the device's work costs it nothing, so
+    calls overlap there.
+
+    An error that leaves the device unusable (a sticky CUDA error) fails the call as UNAVAILABLE
+    and calls on_device_broken, which stops the runner so that the gateway starts a fresh one:
+    every later call on the same context would fail the same way.
     """
 
-    def __init__(self, name: str, device: str, handler: Handler, logger: JsonLogger) -> None:
+    def __init__(self, name: str, device: str, handler: Handler, logger: JsonLogger, profile: DeviceProfile,
+                 on_device_broken: Callable[[], None] = lambda: None) -> None:
         self._name = name
         self._device = device
         self._handler = handler
         self._logger = logger
+        self._profile = profile
+        self._on_device_broken = on_device_broken
         self._threads = compute_threads.alone()
-        self._turn = threading.Lock() if device == "cpu" else contextlib.nullcontext()
+        self._turn = threading.Lock() if profile.host_compute else contextlib.nullcontext()
 
     def Embed(self, request, context):
         opts = EmbedOptions(prompt_name=request.prompt_name or None, dimensions=request.dimensions or None,
@@ -106,7 +116,12 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
                     elapsed = time.perf_counter() - started
             except RunnerError as exc:
                 context.abort(exc.code, str(exc))
-            except Exception:
+            except Exception as exc:
+                if device_broken(exc):
+                    self._logger.error("device_broken", exc_info=True, **ids)
+                    tracing.failed("the device failed")
+                    self._on_device_broken()
+                    context.abort(grpc.StatusCode.UNAVAILABLE, "the runner's device failed; it is restarting")
                 self._logger.error("batch_failed", exc_info=True, **ids)
                 tracing.failed("the model failed on this batch")
                 context.abort(grpc.StatusCode.INTERNAL, "the model failed on this batch")
@@ -147,6 +162,7 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
             matryoshka_dims=list(h.matryoshka_dims),
             score_activation=h.score_activation if "rerank" in h.capabilities else "",
             vocab_size=h.vocab_size,
+            profile=runner_pb2.DeviceProfile(**self._profile.fields()),
         )
 
 

@@ -15,7 +15,7 @@ from transformers import AutoModel, AutoTokenizer
 
 from ..errors import ConfigError
 from .base import EmbedOptions, EmbedOutput, Inputs, LoadContext, MultiVectorOutput, SparseOutput
-from .encoder import EncoderHandler, matryoshka, to_numpy_rows
+from .encoder import EncoderHandler, matryoshka
 
 DEFAULT_MAX_TOKENS = 8192
 
@@ -73,7 +73,7 @@ class BgeM3Handler(EncoderHandler):
 
         def forward(features):
             cls = self._model(**features).last_hidden_state[:, 0]
-            return to_numpy_rows(F.normalize(cls, dim=-1) if opts.normalize else cls)
+            return F.normalize(cls, dim=-1) if opts.normalize else cls
 
         rows = self._run(batch, forward, np.zeros(self._dimensions, np.float32))
         vectors = matryoshka(np.stack(rows), opts.dimensions, self._dimensions, self.matryoshka_dims, opts.normalize)

@@ -67,7 +67,7 @@ class SequenceClassifierHandler(EncoderHandler):
 
         def forward(features):
             # Per bucket, after the pass: a failed input's zero row is never activated.
-            return list(activate(self._model(**features).logits.float()).cpu().numpy())
+            return activate(self._model(**features).logits.float())
 
         rows = self._run(batch, forward, np.zeros(len(self._labels), np.float32))
         return ClassifyOutput(self._labels, np.stack(rows).astype(np.float32, copy=False), batch.lengths,

@@ -10,6 +10,7 @@ never push the query out of the model's view.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from .. import tracing
 from ..errors import INPUT_TOO_LONG, ConfigError, InputFailure, InvalidInput
@@ -71,16 +72,16 @@ class CrossEncoderHandler(EncoderHandler):
         batch = Tokenized(ids, types if self._template.types is not None else None).with_failures(failures)
 
         def forward(features):
-            return list(self._activate(self._model(**features).logits[:, 0].float().cpu().numpy(), raw))
+            return self._activate(self._model(**features).logits[:, 0].float(), raw)
 
         scores = np.array(self._run(batch, forward, np.float32(0)), dtype=np.float32)
         return ScoreOutput(scores, batch.lengths, batch.failures)
 
-    def _activate(self, logits: np.ndarray, raw: bool) -> np.ndarray:
+    def _activate(self, logits: torch.Tensor, raw: bool) -> torch.Tensor:
         """Calibrated scores from raw ones; per bucket, so a failed document's 0 stays 0."""
         if raw or self._activation != "sigmoid":
             return logits
-        return 1.0 / (1.0 + np.exp(-logits))
+        return torch.sigmoid(logits)
 
 
 def _activation(config) -> str:

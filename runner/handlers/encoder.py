@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,10 +15,18 @@ import numpy as np
 import torch
 
 from .. import compute_threads, tracing
-from ..errors import EMPTY_INPUT, INVALID_TOKEN_IDS, ConfigError, InputFailure, InvalidInput, too_long
+from ..device import out_of_memory, release_memory, synchronize
+from ..device_profile import DeviceProfile
+from ..errors import (EMPTY_INPUT, INVALID_TOKEN_IDS, ConfigError, InputFailure, InvalidInput, OutOfDeviceMemory,
+                      too_long)
+from ..host_staging import HostStaging
 from .base import (DetokenizeOutput, EmbedOptions, Handler, Inputs, LoadContext, MultiVectorOutput, Token,
                    TokenizeOutput)
-from .length_buckets import length_buckets
+from .length_buckets import FORWARD_OVERHEAD_TOKENS, length_buckets, padded_width
+
+#: Text whose tokens fill the passes timed for the device profile: real ids, not one repeated id.
+_PROFILE_TEXT = ("Measuring what one forward pass costs on this device, with ordinary words of several "
+                 "lengths, numbers like 2048 and 3.14, and punctuation; ") * 64
 
 
 @dataclass(frozen=True)
@@ -75,6 +85,10 @@ class EncoderHandler(Handler):
         # CPU. Tokenising and padding stay on the callers' threads, so with two workers the
         # next batch is prepared while the current one computes.
         self._compute = ThreadPoolExecutor(max_workers=1, thread_name_prefix="compute")
+        self._staging = HostStaging(ctx.device)
+        # Until the runner measures its device (apply_profile): what a small CPU measured.
+        self._overhead_tokens = FORWARD_OVERHEAD_TOKENS
+        self._width_multiple = 1
 
     #: Set by handlers whose forward passes call `self._model(**features)` and read one tensor of
     #: the answer (`encoder_output`): the folder of that model's weights. Another backend's model
@@ -104,6 +118,38 @@ class EncoderHandler(Handler):
     @property
     def dtype(self) -> torch.dtype:
         return self._ctx.dtype
+
+    def apply_profile(self, profile: DeviceProfile) -> None:
+        """Cuts and pads every later call as the measured cost of a pass says is cheapest."""
+        self._overhead_tokens = profile.overhead_tokens
+        self._width_multiple = profile.width_multiple
+
+    def time_pass(self, rows: int, width: int) -> float:
+        """Seconds one forward pass of the model takes on rows rows of width real tokens, timed on
+        the compute thread (whose thread team serves every pass) and synchronised with the device."""
+        ids = self._profile_ids(width)
+        batch = Tokenized([ids] * rows, [[0] * width] * rows if self._uses_types() else None)
+        [features] = self._staging.to_device([self._pad(list(range(rows)), batch, 0, "right")])
+
+        def timed() -> float:
+            with torch.inference_mode():
+                synchronize(self.device)
+                started = time.perf_counter()
+                self._model(**features)
+                synchronize(self.device)
+                return time.perf_counter() - started
+
+        return self._compute.submit(timed).result()
+
+    def _profile_ids(self, width: int) -> list[int]:
+        """width token ids of real text, the first of them the tokenizer's own start token."""
+        ids = getattr(self, "_profile_tokens", None)
+        if ids is None:
+            ids = self._profile_tokens = self.encode_texts([_PROFILE_TEXT], truncate=True).ids[0]
+        return (ids * (width // len(ids) + 1))[:width]
+
+    def _uses_types(self) -> bool:
+        return "token_type_ids" in self._tokenizer.model_input_names
 
     @property
     def vocab_size(self) -> int:
@@ -162,8 +208,7 @@ class EncoderHandler(Handler):
         failures = [f for i, seq in enumerate(sequences) if (f := self._ids_failure(i, seq, opts.truncate))]
         limit = self._max_tokens
         cut = [list(seq[-limit:] if opts.truncate_side == "left" else seq[:limit]) for seq in sequences]
-        uses_types = "token_type_ids" in self._tokenizer.model_input_names
-        return Tokenized(cut, [[0] * len(s) for s in cut] if uses_types else None).with_failures(failures)
+        return Tokenized(cut, [[0] * len(s) for s in cut] if self._uses_types() else None).with_failures(failures)
 
     def _ids_failure(self, index: int, seq: list[int], truncate: bool) -> InputFailure | None:
         """Why a sequence of token ids cannot be embedded, if it cannot."""
@@ -193,37 +238,69 @@ class EncoderHandler(Handler):
                     failures.append(too_long(i, full, self._max_tokens))
         return failures
 
-    def _run(self, batch: Tokenized, forward: Callable[[dict[str, torch.Tensor]], list[Any]],
+    def _run(self, batch: Tokenized, forward: Callable[[dict[str, torch.Tensor]], torch.Tensor | list[Any]],
              placeholder: Any) -> list[Any]:
         """Runs forward on each length bucket on the compute thread; results in input order.
 
         Only the inputs that did not fail are computed, so they get exactly the buckets they
         would get alone; each failed input's result is placeholder. With no input left, the
         compute thread is not even asked.
+
+        forward answers a bucket with a tensor of one row per input, left on the device: the
+        call's rows then come back in one copy, once every pass is queued, rather than one
+        synchronising copy per bucket. Or it answers with a list of per-row values it copied
+        itself, where rows differ in shape.
         """
         out: list[Any] = [placeholder] * len(batch.ids)
         rows = batch.computed_rows
         if not rows:
             return out
-        buckets = [[rows[k] for k in bucket]
-                   for bucket in length_buckets([batch.lengths[i] for i in rows], self._ctx.max_batch_tokens)]
+        lengths = [batch.lengths[i] for i in rows]
+        buckets = [[rows[k] for k in bucket] for bucket in length_buckets(
+            lengths, self._ctx.max_batch_tokens, self._overhead_tokens, self._width_multiple, self._max_tokens)]
         tok = self.tokenizer()
-        padded = [self._pad(bucket, batch, tok.pad_token_id, tok.padding_side) for bucket in buckets]
-
+        padded = self._staging.to_device([self._pad(bucket, batch, tok.pad_token_id, tok.padding_side)
+                                          for bucket in buckets])
         threads = compute_threads.requested()
 
-        def compute() -> list[Any]:
+        def compute() -> list[tuple[list[int], Any]]:
             compute_threads.apply(threads)
             with torch.inference_mode():
-                for bucket, features in zip(buckets, padded):
-                    for row, value in zip(bucket, forward(features)):
-                        out[row] = value
-            return out
+                return [part for bucket, features in zip(buckets, padded)
+                        for part in self._forward_fitting(forward, bucket, features)]
 
         attributes = {"edge_embed.rows": len(rows), "edge_embed.buckets": len(buckets),
-                      "edge_embed.tokens": sum(batch.lengths[i] for i in rows)} if tracing.enabled() else {}
+                      "edge_embed.tokens": sum(lengths)} if tracing.enabled() else {}
         with tracing.span("forward", **attributes):
-            return self._compute.submit(compute).result()
+            parts = self._compute.submit(compute).result()
+            if parts and isinstance(parts[0][1], torch.Tensor):
+                # Waits here, off the compute thread, which meanwhile starts the next call's passes.
+                host = torch.cat([values.float() for _, values in parts]).cpu().numpy()
+                parts = [([row for bucket, _ in parts for row in bucket], list(host))]
+        for bucket, values in parts:
+            for row, value in zip(bucket, values):
+                out[row] = value
+        return out
+
+    def _forward_fitting(self, forward: Callable, bucket: list[int], features: dict[str, torch.Tensor]) -> list:
+        """forward on one bucket; where the device runs out of memory, on each half of it in turn.
+
+        Other calls' memory comes and goes, so a bucket that fitted before may not fit now. Only
+        a single input that does not fit alone fails the call, as the device being out of
+        capacity rather than a fault of the input.
+        """
+        try:
+            return [(bucket, forward(features))]
+        except Exception as exc:
+            if not out_of_memory(exc):
+                raise
+        release_memory(self.device)
+        if len(bucket) == 1:
+            raise OutOfDeviceMemory(f"one input of {int(features['attention_mask'].sum())} tokens does not fit "
+                                    f"in the free memory of {self.device}")
+        half = len(bucket) // 2
+        return (self._forward_fitting(forward, bucket[:half], {k: v[:half] for k, v in features.items()})
+                + self._forward_fitting(forward, bucket[half:], {k: v[half:] for k, v in features.items()}))
 
     def _token_states(self, model, batch: Tokenized) -> MultiVectorOutput:
         """Every non-padding token's last hidden state from model, the bare encoder."""
@@ -236,23 +313,24 @@ class EncoderHandler(Handler):
         return MultiVectorOutput(self._run(batch, forward, np.empty((0, width), np.float32)),
                                  batch.lengths, batch.failures)
 
-    def _pad(self, rows: list[int], batch: Tokenized, pad_id: int, side: str) -> dict[str, torch.Tensor]:
-        """Pads one bucket on the tokenizer's own side; position ids depend on that side."""
-        width = max(len(batch.ids[i]) for i in rows)
-        input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        types = torch.zeros((len(rows), width), dtype=torch.long) if batch.type_ids is not None else None
-        for r, i in enumerate(rows):
-            n = len(batch.ids[i])
-            span = slice(width - n, width) if side == "left" else slice(0, n)
-            input_ids[r, span] = torch.tensor(batch.ids[i])
-            mask[r, span] = 1
-            if types is not None:
-                types[r, span] = torch.tensor(batch.type_ids[i])
-        device = self._ctx.device
-        features = {"input_ids": input_ids.to(device), "attention_mask": mask.to(device)}
-        if types is not None:
-            features["token_type_ids"] = types.to(device)
+    def _pad(self, rows: list[int], batch: Tokenized, pad_id: int, side: str) -> dict[str, np.ndarray]:
+        """Pads one bucket on the tokenizer's own side, to a width the device profile rounds up
+        (never past the model's limit); position ids depend on that side."""
+        lengths = np.array([len(batch.ids[i]) for i in rows])
+        width = padded_width(int(lengths.max()), self._width_multiple, self._max_tokens)
+        # Positions holding tokens, row by row; a boolean assignment fills them in row-major
+        # order, which is each row's own order on either side.
+        mask = np.arange(width) < lengths[:, None]
+        if side == "left":
+            mask = mask[:, ::-1]
+        count = int(lengths.sum())
+        input_ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+        input_ids[mask] = np.fromiter(itertools.chain.from_iterable(batch.ids[i] for i in rows), np.int64, count)
+        features = {"input_ids": input_ids, "attention_mask": mask.astype(np.int64)}
+        if batch.type_ids is not None:
+            types = np.zeros((len(rows), width), dtype=np.int64)
+            types[mask] = np.fromiter(itertools.chain.from_iterable(batch.type_ids[i] for i in rows), np.int64, count)
+            features["token_type_ids"] = types
         return features
 
 
@@ -262,11 +340,6 @@ def _utf8_offsets(text: str) -> list[int]:
     for i, ch in enumerate(text):
         offsets[i + 1] = offsets[i] + len(ch.encode("utf-8", "surrogatepass"))
     return offsets
-
-
-def to_numpy_rows(vectors: torch.Tensor) -> list[np.ndarray]:
-    """A (rows, dims) tensor on any device and dtype as float32 numpy rows."""
-    return list(vectors.float().cpu().numpy())
 
 
 def matryoshka(vectors: np.ndarray, dimensions: int | None, full: int, allowed: tuple[int, ...],

@@ -18,7 +18,7 @@ from transformers import AutoModel, AutoTokenizer
 
 from ..errors import ConfigError, InvalidInput
 from .base import EmbedOptions, EmbedOutput, Inputs, LoadContext, MultiVectorOutput
-from .encoder import EncoderHandler, Tokenized, matryoshka, to_numpy_rows
+from .encoder import EncoderHandler, Tokenized, matryoshka
 from .st_modules import Dense, Pooling, normalize
 
 
@@ -117,12 +117,12 @@ class SentenceTransformerHandler(EncoderHandler):
             raise InvalidInput(f"unknown prompt_name '{name}'; this model's prompts: {known}")
         return self._prompts[name]
 
-    def _forward(self, features: dict[str, torch.Tensor], normalized: bool) -> list[np.ndarray]:
+    def _forward(self, features: dict[str, torch.Tensor], normalized: bool) -> torch.Tensor:
         hidden = self._model(**features).last_hidden_state
         vectors = self._pooling.pool(hidden, features["attention_mask"])
         for layer in self._dense:
             vectors = layer(vectors)
-        return to_numpy_rows(normalize(vectors) if normalized else vectors)
+        return normalize(vectors) if normalized else vectors
 
 
 def _read_json(path: Path, required: bool = False):

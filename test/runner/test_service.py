@@ -17,11 +17,12 @@ import torch
 
 from runner import compute_threads
 from runner._proto import runner_pb2, runner_pb2_grpc
-from runner.errors import InputFailure, InvalidInput
+from runner.errors import InputFailure, InvalidInput, OutOfDeviceMemory
 from runner.handlers.base import (DetokenizeOutput, EmbedOutput, Handler, MultiVectorOutput, ScoreOutput,
                                   SparseOutput, Token, TokenizeOutput)
 from runner.logs import JsonLogger
 from runner import server as server_module
+from runner.device_profile import DeviceProfile, derive
 from runner.server import ServeOptions, build_server, make_pool, serve, socket_path, warm_up
 
 SECRET = "3f9a1c0d5e7b2468"
@@ -72,6 +73,10 @@ class FakeHandler(Handler):
             raise RuntimeError("secret internal detail")
         if texts == ["bad"]:
             raise InvalidInput("bad input")
+        if texts == ["sticky"]:
+            raise torch.AcceleratorError("CUDA error: an illegal memory access was encountered")
+        if texts == ["full"]:
+            raise OutOfDeviceMemory("one input of 9 tokens does not fit in the free memory of cuda:0")
         vectors = np.array([[0, 0, 0] if t == TOO_LONG else [len(t), i, -1.5] for i, t in enumerate(texts)],
                            dtype=np.float32)
         return EmbedOutput(vectors, [0 if t == TOO_LONG else len(t) + 2 for t in texts], self.failures(texts))
@@ -100,13 +105,21 @@ class Bearer(grpc.UnaryUnaryClientInterceptor):
         return continuation(details._replace(metadata=[*(details.metadata or ()), self._header]), request)
 
 
+def profile_of(device: str) -> DeviceProfile:
+    """The profile a runner on device would derive from a CPU's or an accelerator's timings."""
+    if device == "cpu":
+        return derive(0.004, 16, 0.05, 2048, True, 16384)
+    return derive(0.005, 16, 0.006, 16384, False, 16384)
+
+
 @contextmanager
-def serving(tmp_path, handler=None, workers=2, device="cpu"):
+def serving(tmp_path, handler=None, workers=2, device="cpu", on_device_broken=lambda: None):
     """A started server around handler (a FakeHandler by default); yields its address."""
     address = f"unix://{tmp_path}/r.sock"
     pool = make_pool(workers)
     server, health_servicer = build_server("fake", device, handler or FakeHandler(), pool, address,
-                                           SECRET, JsonLogger("info", model="fake"))
+                                           SECRET, JsonLogger("info", model="fake"), profile_of(device),
+                                           on_device_broken)
     server.start()
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     try:
@@ -150,6 +163,7 @@ def test_info(tmp_path, capsys):
     assert (reply.id, reply.dimensions, reply.max_tokens, reply.device, reply.dtype) == ("fake", 3, 8, "cpu", "float32")
     assert list(reply.capabilities) == ["text-embedding"]
     assert reply.compute_threads == torch.get_num_threads()
+    assert (reply.profile.host_compute, reply.profile.concurrency, reply.profile.call_tokens) == (True, 1, 4096)
 
 
 def test_a_call_asks_for_the_threads_its_metadata_names_at_most_its_own_and_only_that_call(tmp_path):
@@ -168,6 +182,7 @@ def test_a_call_asks_for_the_threads_its_metadata_names_at_most_its_own_and_only
 @pytest.mark.parametrize("text, code, detail", [
     ("bad", grpc.StatusCode.INVALID_ARGUMENT, "bad input"),
     ("boom", grpc.StatusCode.INTERNAL, "the model failed on this batch"),
+    ("full", grpc.StatusCode.RESOURCE_EXHAUSTED, "one input of 9 tokens does not fit in the free memory of cuda:0"),
 ])
 def test_errors_map_to_status_codes_without_leaking(tmp_path, capsys, text, code, detail):
     def go(stub):
@@ -336,7 +351,7 @@ def test_a_failure_after_binding_removes_the_socket_file(tmp_path, monkeypatch):
     opts = ServeOptions(socket=f"unix://{socket}", workers=1, warmup=False, warmup_batch_size=1, warmup_steps=0)
     try:
         with pytest.raises(RuntimeError, match="cannot start"):
-            serve("fake", "cpu", FakeHandler(), opts, SECRET, JsonLogger("warn"))
+            serve("fake", "cpu", FakeHandler(), opts, SECRET, JsonLogger("warn"), profile_of("cpu"))
         assert not socket.exists()
     finally:
         for server in servers:
@@ -352,3 +367,64 @@ def test_a_failure_after_binding_removes_the_socket_file(tmp_path, monkeypatch):
 def test_socket_path_reads_both_unix_address_forms(address, path):
     got = socket_path(address)
     assert (str(got) if got else None) == path
+
+
+@pytest.mark.parametrize("error", [
+    torch.AcceleratorError("CUDA error: an illegal memory access was encountered"),
+    RuntimeError("CUDA error: device-side assert triggered"),
+    RuntimeError("CUBLAS_STATUS_EXECUTION_FAILED when calling cublasGemmEx"),
+])
+def test_a_broken_device_fails_the_call_as_unavailable_and_stops_the_runner(tmp_path, capsys, error):
+    broken = threading.Event()
+
+    class Breaking(FakeHandler):
+        def embed(self, texts, opts):
+            if texts == ["sticky"]:
+                raise error
+            return super().embed(texts, opts)
+
+    with serving(tmp_path, Breaking(), on_device_broken=broken.set) as address, channel(address) as ch:
+        stub = runner_pb2_grpc.RunnerStub(ch)
+        assert stub.Embed(runner_pb2.EmbedRequest(texts=["ok"])).dimensions == 3
+        assert not broken.is_set()
+        with pytest.raises(grpc.RpcError) as info:
+            stub.Embed(runner_pb2.EmbedRequest(texts=["sticky"]))
+    # UNAVAILABLE is what the gateway answers with 503 and a retry, as for a crashed runner.
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "CUDA" not in info.value.details()
+    assert broken.is_set()
+    assert '"msg": "device_broken"' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("error", [torch.OutOfMemoryError("CUDA out of memory"), RuntimeError("shape mismatch")])
+def test_other_errors_leave_the_runner_serving(tmp_path, error):
+    broken = threading.Event()
+
+    class Failing(FakeHandler):
+        def embed(self, texts, opts):
+            raise error
+
+    with serving(tmp_path, Failing(), on_device_broken=broken.set) as address, channel(address) as ch:
+        with pytest.raises(grpc.RpcError) as info:
+            runner_pb2_grpc.RunnerStub(ch).Embed(runner_pb2.EmbedRequest(texts=["x"]))
+    assert info.value.code() == grpc.StatusCode.INTERNAL
+    assert not broken.is_set()
+
+
+def test_a_runner_whose_device_broke_stops_with_its_own_exit_status(tmp_path, monkeypatch):
+    """serve() itself: the broken call stops the server, which removes its socket and says why."""
+    address = f"unix://{tmp_path}/r.sock"
+    opts = ServeOptions(socket=address, workers=1, warmup=False, warmup_batch_size=1, warmup_steps=0)
+    status = []
+    thread = threading.Thread(target=lambda: status.append(
+        serve("fake", "cuda:0", FakeHandler(), opts, SECRET, JsonLogger("warn"), profile_of("cuda:0"))))
+    monkeypatch.setattr(server_module.signal, "signal", lambda *_: None)  # not the main thread
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not socket_path(address).exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with channel(address) as ch, pytest.raises(grpc.RpcError):
+        runner_pb2_grpc.RunnerStub(ch).Embed(runner_pb2.EmbedRequest(texts=["sticky"]))
+    thread.join(timeout=10)
+    assert status == [server_module.EXIT_DEVICE_BROKEN]
+    assert not socket_path(address).exists()

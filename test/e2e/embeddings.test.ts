@@ -153,7 +153,7 @@ describe('POST /v1/embeddings against the real runner', () => {
 
   it('serves Prometheus metrics and health', async () => {
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
-    expect(metrics).toContain(`runner_up{model="${MODEL}",device="auto"} 1`);
+    expect(metrics).toContain(`runner_up{model="${MODEL}",device="auto",runner="0"} 1`);
     expect(metrics).toMatch(/http_requests_total\{route="\/v1\/embeddings",model="all-minilm-l6-v2",status="200"\} \d+/);
     const health = await fetch(`${server.url}/health`);
     expect(health.status).toBe(200);

@@ -75,7 +75,7 @@ describe('a runner killed with SIGKILL under load', () => {
     const after = await embed(server, ['back in service']);
     expect(after.status).toBe(200);
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
-    expect(metrics).toContain(`runner_restarts_total{model="${MODEL}",device="auto"} 1`);
+    expect(metrics).toContain(`runner_restarts_total{model="${MODEL}",device="auto",runner="0"} 1`);
 
     expect(await server.stop()).toBe(0);
     expect(alive(pids[1]!)).toBe(false);
@@ -138,7 +138,7 @@ describe('restart policy', () => {
     expect(res.status).toBe(503);
     expect(res.body.error.message).toContain('held down');
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
-    expect(metrics).toContain(`runner_held_down{model="${MODEL}",device="auto"} 1`);
+    expect(metrics).toContain(`runner_held_down{model="${MODEL}",device="auto",runner="0"} 1`);
     expect(await server.stop()).toBe(0);
   });
 });

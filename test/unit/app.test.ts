@@ -96,7 +96,7 @@ describe('HTTP app before the runners are ready', () => {
     current = app();
     const metrics = await current.inject({ method: 'GET', url: '/metrics' });
     expect(metrics.statusCode).toBe(200);
-    expect(metrics.body).toContain('runner_up{model="m1",device="auto"} 0');
+    expect(metrics.body).toContain('runner_up{model="m1",device="auto",runner="0"} 0');
   });
 
   it('echoes X-Request-Id', async () => {

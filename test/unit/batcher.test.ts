@@ -18,7 +18,7 @@ class FakeRunner extends EventEmitter {
   autoFinish = true;
   callMs = 5;
   servedCalls = 0;
-  info: { device: string; compute_threads: number } | undefined;
+  info: { compute_threads: number; profile?: { host_compute: boolean; concurrency: number; call_tokens: number } } | undefined;
   /** The thread count each call was sent with. */
   threads: number[] = [];
 
@@ -74,15 +74,18 @@ function setup(opts: Partial<BatcherOptions> = {}) {
 }
 
 const firstFloat = (row: Buffer) => row.readFloatLE(0);
+/** Device profiles as a runner on a small CPU and one on a GPU report them. */
+const ON_CPU = { host_compute: true, concurrency: 1, call_tokens: 4096 };
+const ON_GPU = { host_compute: false, concurrency: 2, call_tokens: 65536 };
 
 describe('Batcher', () => {
-  it('splits the cores between the CPU runners computing at once, and gives them back to one alone', async () => {
+  it('splits the cores between the runners computing on them at once, and gives them back to one alone', async () => {
     const share = new CpuShare();
     const a = setup({ cpuShare: share });
     const b = setup({ cpuShare: share });
     const gpu = setup({ cpuShare: share });
-    a.runner.info = b.runner.info = { device: 'cpu', compute_threads: 4 };
-    gpu.runner.info = { device: 'cuda:0', compute_threads: 4 };
+    a.runner.info = b.runner.info = { compute_threads: 4, profile: ON_CPU };
+    gpu.runner.info = { compute_threads: 4, profile: ON_GPU };
     for (const x of [a, b, gpu]) x.runner.autoFinish = false;
     const onGpu = gpu.batcher.submit(['g'], SPEC, 'g'); // a GPU runner neither gets a count nor counts
     const a1 = a.batcher.submit(['a1'], SPEC, 'a1'); // alone on the CPU: all 4
@@ -103,9 +106,32 @@ describe('Batcher', () => {
     expect(gpu.runner.threads).toEqual([0]);
   });
 
+  it("feeds each runner as its profile says unless the settings say otherwise", async () => {
+    // 40 texts of about 300 estimated tokens each: 12,000 tokens in all.
+    const texts = Array.from({ length: 40 }, (_, i) => `${i} ${'x'.repeat(1_200)}`);
+    for (const [profile, set, calls, atOnce] of [
+      [ON_CPU, {}, 4, 1], // 4096 tokens a call, one call at a time
+      [ON_GPU, {}, 1, 1], // the whole request in one call
+      [ON_GPU, { maxBatchTokens: 3_000 }, 5, 2], // the setting cuts calls; the GPU's two slots take two at once
+    ] as const) {
+      const { runner, batcher } = setup({ maxBatchInputs: 100, maxBatchTokens: 0, maxConcurrent: 0, ...set });
+      runner.info = { compute_threads: 4, profile };
+      runner.autoFinish = false;
+      const done = batcher.submit(texts, SPEC, 'r');
+      await new Promise((r) => setTimeout(r, 10));
+      expect(runner.pending.length).toBe(atOnce);
+      while (runner.pending.length) {
+        runner.finishAll();
+        await new Promise((r) => setTimeout(r, 1));
+      }
+      expect((await done).items).toHaveLength(40);
+      expect(runner.calls.length).toBe(calls);
+    }
+  });
+
   it('sends no thread count without a share (RUNNER_THREADS set)', async () => {
     const { runner, batcher } = setup();
-    runner.info = { device: 'cpu', compute_threads: 4 };
+    runner.info = { compute_threads: 4, profile: ON_CPU };
     await batcher.submit(['x'], SPEC, 'x');
     expect(runner.threads).toEqual([0]);
   });

@@ -108,12 +108,12 @@ export const settingsSchema = z.object({
    */
   RUNNER_THREADS: int(0, 1024).default(0),
   /**
-   * Runner calls in flight per runner; also the runner's worker threads. 1 by default: on a small
-   * CPU the gateway then fills each call with everything queued meanwhile, which bench_embeddings
-   * measured faster than 2 for many one-text clients and no slower otherwise; on a GPU, 2 lets
-   * the CPU tokenise the next call during the forward pass.
+   * Runner calls in flight per runner; also the runner's worker threads. 0 (the default): what the
+   * runner's device profile chose, 1 where passes run on the CPU (the gateway then fills each call
+   * with everything queued meanwhile, which bench_embeddings measured faster than 2 for many
+   * one-text clients) and 2 on an accelerator (the CPU tokenises one call during another's pass).
    */
-  MAX_CONCURRENT: int(1, 64).default(1),
+  MAX_CONCURRENT: int(0, 64).default(0),
   /** Requests that may wait per model for a free runner before new ones get 429. */
   MAX_QUEUE_SIZE: int(0).default(128),
   /** A request whose first inputs have not reached a runner after this long fails with 429 instead of hanging. */
@@ -170,8 +170,10 @@ export const settingsSchema = z.object({
   /**
    * Most estimated tokens in one runner call (UTF-8 bytes / 4 per text); one longer text goes
    * alone. Bounds how long one call holds a runner, so how long a new request may wait behind it.
+   * 0 (the default): what the runner's device profile chose, 32 passes' fixed cost in tokens
+   * between 4096 (a small CPU) and 65536 (a GPU).
    */
-  BATCH_WINDOW_MAX_TOKENS: int(1).default(4096),
+  BATCH_WINDOW_MAX_TOKENS: int(0).default(0),
   /** Cached vectors per model (LRU, by exact input); 0 disables the cache. */
   EMBEDDING_CACHE_SIZE: int(0).default(256),
   /** Comma-separated API keys; when set, requests need `Authorization: Bearer <key>`. Empty: no auth. */

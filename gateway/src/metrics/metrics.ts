@@ -64,20 +64,20 @@ export function createMetrics() {
       name: 'embedding_rejected_total', help: 'Requests refused by admission control or deadlines, or failed for one bad input, by reason.',
       labelNames: ['model', 'reason'] as const, registers,
     }),
-    /** 1 while a runner is ready. */
+    /** 1 while a runner is ready. `runner` numbers a model's runners in MODEL_DEVICE order, which may name one device twice. */
     runnerUp: new Gauge({
       name: 'runner_up', help: '1 while the runner is ready to serve.',
-      labelNames: ['model', 'device'] as const, registers,
+      labelNames: ['model', 'device', 'runner'] as const, registers,
     }),
     /** 1 while a runner that kept failing is held down (see /health for the reason). */
     runnerHeldDown: new Gauge({
       name: 'runner_held_down', help: '1 while the runner is held down after failing repeatedly without serving.',
-      labelNames: ['model', 'device'] as const, registers,
+      labelNames: ['model', 'device', 'runner'] as const, registers,
     }),
     /** Runner restarts after a crash or hang. */
     runnerRestarts: new Counter({
       name: 'runner_restarts_total', help: 'Runner restarts after a crash or hang.',
-      labelNames: ['model', 'device'] as const, registers,
+      labelNames: ['model', 'device', 'runner'] as const, registers,
     }),
     /** Requests answered with a 4xx or 503, by status and error code; their log lines are rate-limited. */
     rejectedRequests: new Counter({

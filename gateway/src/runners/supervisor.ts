@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { execa, type Result, type ResultPromise } from 'execa';
 import type { Logger } from 'pino';
 import type { Settings } from '../config/settings.ts';
-import { gpuPinning } from './gpu-pinning.ts';
+import { gpuPinning } from './device-policy.ts';
 import { RunnerClient, type RunnerInfo } from './runner-client.ts';
 
 const PROJECT_ROOT = fileURLToPath(new URL('../../..', import.meta.url));

@@ -1,6 +1,7 @@
 import type { Span } from '@opentelemetry/api';
 import { ApiError, InputError } from '../errors.ts';
 import type { Metrics } from '../metrics/metrics.ts';
+import { runnerLimits, type RunnerLimits } from '../runners/device-policy.ts';
 import type { CallMeta, RunnerClient } from '../runners/runner-client.ts';
 import type { SupervisedRunner } from '../runners/supervisor.ts';
 import type { CpuShare } from './cpu-share.ts';
@@ -40,8 +41,9 @@ export interface BatcherOptions {
   enableBatching: boolean;
   windowMs: number;
   maxBatchInputs: number;
-  /** Most estimated tokens in one runner call (see token-estimate.ts); one longer input goes alone. */
+  /** Most estimated tokens in one runner call (see token-estimate.ts); one longer input goes alone. 0: the runner's profile. */
   maxBatchTokens: number;
+  /** Calls in flight per runner; 0: the runner's profile. */
   maxConcurrent: number;
   maxQueue: number;
   /** Longest wait before a request's first inputs reach a runner. */
@@ -119,9 +121,9 @@ interface Plan {
 /**
  * Admission, queueing and micro-batching for one model, in front of its runners.
  *
- * Requests queue as jobs. Whenever a ready runner has a free slot (MAX_CONCURRENT per runner),
- * queued inputs with one call spec are cut into a runner call of up to maxBatchInputs inputs and
- * maxBatchTokens estimated tokens, across job boundaries, so concurrent requests share forward
+ * Requests queue as jobs. Whenever a ready runner has a free slot (its concurrency, see
+ * device-policy.ts), queued inputs with one call spec are cut into a runner call of up to
+ * maxBatchInputs inputs and the runner's call tokens (estimated), across job boundaries, so concurrent requests share forward
  * passes and large requests split. A job's inputs go out longest first, so a large request's
  * calls each hold texts of similar length: the runner, which sorts and buckets every call by
  * length, then pads almost nothing, as if it had been handed the whole request at once. A token
@@ -219,13 +221,18 @@ export class Batcher {
     });
   }
 
+  /** The ready runner with a free slot and the fewest calls in flight, if any. */
   #freeRunner(): RunnerHandle | undefined {
     let best: RunnerHandle | undefined;
     for (const runner of this.#runners) {
       const n = this.#inflight.get(runner)!;
-      if (runner.state === 'ready' && n < this.#opts.maxConcurrent && (!best || n < this.#inflight.get(best)!)) best = runner;
+      if (runner.state === 'ready' && n < this.#limits(runner).concurrency && (!best || n < this.#inflight.get(best)!)) best = runner;
     }
     return best;
+  }
+
+  #limits(runner: RunnerHandle): RunnerLimits {
+    return runnerLimits(runner.info, this.#opts);
   }
 
   #pump(): void {
@@ -239,7 +246,7 @@ export class Batcher {
         this.#dispatch(runner, [retry]);
         continue;
       }
-      const plan = this.#plan();
+      const plan = this.#plan(this.#limits(runner).callTokens);
       if (this.#holdForWindow(plan, runner)) return;
       this.#dispatch(runner, this.#take(plan.parts));
     }
@@ -249,7 +256,7 @@ export class Batcher {
    * The next call's inputs, without taking them: the most urgent job of the side whose turn it
    * is (started or not), then other jobs of that side with its call spec, by deadline.
    */
-  #plan(): Plan {
+  #plan(callTokens: number): Plan {
     const waiting = this.#queue.filter((j) => j.startedAt !== undefined);
     const fresh = this.#queue.filter((j) => j.startedAt === undefined);
     const side = waiting.length && fresh.length ? (this.#startedWentLast ? fresh : waiting) : waiting.length ? waiting : fresh;
@@ -257,7 +264,7 @@ export class Batcher {
     const head = byDeadline[0]!;
     const parts: Part[] = [];
     let inputs = this.#opts.maxBatchInputs;
-    let tokens = this.#opts.maxBatchTokens;
+    let tokens = callTokens;
     let full = false;
     for (const job of byDeadline) {
       if (job.spec.key !== head.spec.key) continue;
@@ -353,8 +360,7 @@ export class Batcher {
     const inputs = slices.flatMap((s) => s.rows.map((i) => s.job.inputs[i]));
     const requestIds = [...new Set(slices.map((s) => s.job.requestId))];
     this.#inflight.set(runner, this.#inflight.get(runner)! + 1);
-    // Only CPU runners share cores; a GPU runner's threads only feed its device.
-    const alone = runner.info?.device === 'cpu' ? runner.info.compute_threads : 0;
+    const alone = this.#limits(runner).coreThreads;
     const share = alone > 0 ? this.#opts.cpuShare : undefined;
     const threads = share?.begin(runner, alone) ?? 0;
     const traceIds = [...new Set(slices.flatMap((s) => (s.job.trace ? [s.job.trace.id] : [])))];

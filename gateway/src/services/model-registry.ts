@@ -64,9 +64,9 @@ export class ModelRegistry {
     const name = entry.name;
     const path = pathOf(settings, name);
     this.#sources.set(name, sourceOf(settings, entry));
-    const runners = settings.MODEL_DEVICE.map((device) => {
+    const runners = settings.MODEL_DEVICE.map((device, index) => {
       const runner = new SupervisedRunner(name, device, this.#sockets.socket(this.#nextSocket++), settings, this.#logger, path);
-      const labels = { model: name, device };
+      const labels = { model: name, device, runner: String(index) };
       metrics.runnerUp.set(labels, 0);
       metrics.runnerHeldDown.set(labels, 0);
       runner.on('state', (state) => {

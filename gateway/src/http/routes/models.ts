@@ -28,6 +28,11 @@ export function describeModel(id: string, m: ModelService, aliasOf: string | nul
     precision: m.info?.precision || null,
     precision_detail: m.info?.precision_detail || null,
     fidelity: m.info?.fidelity ?? null,
+    device_profiles: m.runners.flatMap((r) => {
+      const p = r.state === 'ready' ? r.info?.profile : null;
+      return p ? [{ device: r.device, host_compute: p.host_compute, pass_ms: p.pass_ms, token_us: p.token_us,
+        overhead_tokens: p.overhead_tokens, width_multiple: p.width_multiple, concurrency: p.concurrency, call_tokens: p.call_tokens }] : [];
+    }),
     alias_of: aliasOf,
   };
 }

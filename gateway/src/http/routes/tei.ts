@@ -1,3 +1,4 @@
+import { runnerLimits } from '../../runners/device-policy.ts';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ApiError } from '../../errors.ts';
 import { asInputs, choicesFrom } from '../inputs.ts';
@@ -119,7 +120,7 @@ export default async function teiRoutes(app: FastifyInstance): Promise<void> {
       max_batch_requests: null,
       max_client_batch_size: app.settings.MAX_BATCH_SIZE,
       auto_truncate: app.settings.AUTO_TRUNCATE,
-      tokenization_workers: app.settings.MAX_CONCURRENT,
+      tokenization_workers: runnerLimits(info, { maxConcurrent: app.settings.MAX_CONCURRENT, maxBatchTokens: app.settings.BATCH_WINDOW_MAX_TOKENS }).concurrency,
       version: VERSION,
       sha: null,
       docker_label: null,

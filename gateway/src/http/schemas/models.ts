@@ -38,6 +38,27 @@ export const modelObjectSchema = z.object({
   precision_detail: z.string().nullable(),
   /** For a non-reference precision, how closely it matched fp32 at load (the fidelity gate); null for fp32. */
   fidelity: z.object({ mean_cosine: z.number(), worst_cosine: z.number(), top10_overlap: z.number() }).nullable(),
+  /**
+   * What each loaded runner measured a forward pass to cost at start, and what it chose from that
+   * (runner/device_profile.py): one entry per ready runner, in MODEL_DEVICE order.
+   */
+  device_profiles: z.array(z.object({
+    device: z.string(),
+    /** Passes run on the host's cores (calls take turns, runners share the cores). */
+    host_compute: z.boolean(),
+    /** Fixed cost of one forward pass, in milliseconds. */
+    pass_ms: z.number(),
+    /** Cost of one more padded token, in microseconds. */
+    token_us: z.number(),
+    /** pass_ms in tokens' worth of compute, what the runner's length buckets weigh a pass at. */
+    overhead_tokens: z.number().int(),
+    /** Padded widths are rounded up to a multiple of this. */
+    width_multiple: z.number().int(),
+    /** Calls the runner computes at once. */
+    concurrency: z.number().int(),
+    /** The largest call worth making, in tokens. */
+    call_tokens: z.number().int(),
+  })),
   /** For an entry of MODEL_ALIASES: the served model that answers for it; null for a served model. */
   alias_of: z.string().nullable(),
 });

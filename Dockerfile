@@ -13,9 +13,10 @@
 # Catalog names whose weights are baked in, and served by default (MODELS may be set again at run
 # time). Empty bakes none: mount weights at /app/models and set MODELS when running.
 ARG MODELS=all-minilm-l6-v2
-# int8 or auto converts the encoders at build time (a read-only image cannot convert later), and
-# the image then serves that precision. Empty: each catalog entry's own (fp32 by default).
-ARG PRECISION=
+# auto (the default) or int8 converts the encoders at build time (a read-only image cannot convert
+# later); the image then serves that precision, auto timing its candidates again on the CPU it
+# first runs on. fp32 or bf16 convert nothing. Empty: each catalog entry's own.
+ARG PRECISION=auto
 
 FROM python:3.11-slim-bookworm AS builder
 # Debian's npm only installs packages; its Node 18 never runs the server.

@@ -6,9 +6,9 @@ Runner processes are started exactly as the gateway's supervisor starts them (sa
 secret, CUDA_VISIBLE_DEVICES=N with --device cuda:0), and measured over their unix sockets:
 
   - parity: each precision's vectors against a CPU runner's fp32 vectors on the bench's fixed
-    corpus (cosine mean and worst). On CUDA the runner's precision is the catalog entry's dtype
-    (--precision bf16/int8 are CPU-only paths), so fp32 is dtype float32, fp16 is dtype auto
-    (which must resolve to float16 there) and bf16 is dtype bfloat16 where the GPU has it;
+    corpus (cosine mean and worst). Each runner serves its catalog entry's dtype as loaded
+    (--precision fp32, so no gate stands between), so fp32 is dtype float32, fp16 dtype float16
+    and bf16 dtype bfloat16 where the GPU has it;
   - pinning: the fp32 and fp16 runners run pinned to GPU 0 and GPU 1 (both to GPU 0 on a one-GPU
     machine); each must describe itself as cuda:0, see exactly one device through torch (a child
     with the runner's environment asks), land on the GPU it was pinned to (nvidia-smi's process
@@ -79,8 +79,7 @@ HEAVY = ("torch", "transformers", "tokenizers")
 
 #: Catalog entries under test: name -> (dtype on CUDA, dtype on the CPU stand-in, dtype Info must report).
 VARIANTS = {"fp32": ("float32", "float32", "float32"),
-            # auto is what a catalog entry gets by default; on CUDA it must mean float16.
-            "fp16": ("auto", "float16", "float16"),
+            "fp16": ("float16", "float16", "float16"),
             "bf16": ("bfloat16", "bfloat16", "bfloat16")}
 REFERENCE = "gpu-check-cpu-ref"
 #: fp32 on another device only reorders float sums; anything below this is a real difference.

@@ -53,7 +53,7 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--warmup", choices=("on", "off"), default="on")
     p.add_argument("--warmup-batch-size", type=int, default=8)
     p.add_argument("--warmup-steps", type=int, default=2)
-    p.add_argument("--precision", default="", help="fp32, bf16, int8 or auto; empty: the catalog entry's")
+    p.add_argument("--precision", default="", help="fp32, fp16, bf16, int8 or auto; empty: the catalog entry's")
     p.add_argument("--fidelity-min-mean-cosine", type=float, default=Thresholds.mean_cosine)
     p.add_argument("--fidelity-min-worst-cosine", type=float, default=Thresholds.worst_cosine)
     p.add_argument("--fidelity-min-top10-overlap", type=float, default=Thresholds.top10_overlap)

@@ -14,7 +14,7 @@ _DTYPES = ("auto", "float32", "bfloat16", "float16")
 #: fp32: PyTorch as loaded, the reference. bf16: the encoder in PyTorch bf16; int8: int8 weights on
 #: OpenVINO; both behind the fidelity gate. auto: whichever is fastest on this CPU, timed at first
 #: start and remembered.
-PRECISIONS = ("fp32", "bf16", "int8", "auto")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8", "auto")
 #: What a request embeds, which picks the model's default prompt: a search query or a document.
 REQUEST_KINDS = ("query", "document")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -32,7 +32,7 @@ class CatalogEntry:
     revision: str = "main"
     pip_package: str | None = None
     dtype: str = "auto"
-    precision: str = "fp32"
+    precision: str = "auto"
     max_tokens: int | None = None
     requires_token: bool = False
     matryoshka_dims: tuple[int, ...] = ()
@@ -76,7 +76,7 @@ def _parse_entry(raw: object, where: str) -> CatalogEntry:
         raise ConfigError(f"{where}: 'handler' must be a dotted import path")
     if raw.get("dtype", "auto") not in _DTYPES:
         raise ConfigError(f"{where}: 'dtype' must be one of {', '.join(_DTYPES)}")
-    if raw.get("precision", "fp32") not in PRECISIONS:
+    if raw.get("precision", "auto") not in PRECISIONS:
         raise ConfigError(f"{where}: 'precision' must be one of {', '.join(PRECISIONS)}")
     max_tokens = raw.get("max_tokens")
     if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):

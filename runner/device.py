@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import platform
 import re
+from pathlib import Path
 
 import torch
 
@@ -35,14 +39,28 @@ def resolve_device(spec: str) -> torch.device:
     return torch.device(spec)
 
 
-def resolve_dtype(name: str, device: torch.device, allows_float16: bool = True) -> torch.dtype:
-    """auto = float32 on the CPU (half precision is slower there), and on accelerators float16,
-    or bfloat16 for models that overflow in float16."""
-    if name == "auto":
-        if device.type == "cpu":
-            return torch.float32
-        return torch.float16 if allows_float16 else torch.bfloat16
-    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+def resolve_dtype(name: str) -> torch.dtype:
+    """auto = float32 on every device: the reference, which the precision step (runner/precision.py)
+    may then replace by a half-precision or int8 copy behind the fidelity gate."""
+    return {"auto": torch.float32, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+
+
+def device_key(device: torch.device) -> str:
+    """This device's model (a CPU's flags and cores, a GPU's name and compute capability),
+    digested: a precision timed on one holds on it alone."""
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        text = f"{props.name}|{props.major}.{props.minor}|{torch.version.cuda}"
+    else:
+        text = platform.processor()
+        try:
+            info = Path("/proc/cpuinfo").read_text()
+            text = "\n".join(line for line in info.splitlines()[:40]
+                             if line.startswith(("model name", "flags", "Features")))
+        except OSError:
+            pass
+        text = f"{device.type}|{text}|{os.cpu_count()}"
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def synchronize(device: torch.device) -> None:

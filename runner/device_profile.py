@@ -18,9 +18,10 @@ from typing import Callable
 
 import torch
 
-#: What a pass of one short text and of a large batch are timed at, best of this many (after one
-#: untimed pass that builds the kernels for the shape).
-_REPEATS = 3
+#: A pass of one short text and one of a large batch are each timed this many times, alternating,
+#: and the fastest of each kept (after one untimed pass that builds the kernels for the shape): a
+#: runner starting beside others on a busy machine sees spikes, and alternation spreads them.
+_REPEATS = 5
 #: The large shape grows until a pass takes this long (or reaches the pass token budget): long
 #: enough that the per-token cost dominates, short enough to keep start-up quick.
 _LARGE_PASS_S = 0.05
@@ -81,12 +82,16 @@ def measure(time_pass: TimePass, device: torch.device, max_tokens: int, max_pass
     """
     started = time.perf_counter()
     small_width = min(16, max_tokens)
-    small = _best(time_pass, 1, small_width)
+    time_pass(1, small_width)
     width = min(_LARGE_WIDTH, max_tokens)
     rows = 1
     while (rows * 4) * width <= max_pass_tokens and time_pass(rows, width) < _LARGE_PASS_S:
         rows *= 4
-    large = _best(time_pass, rows, width)
+    time_pass(rows, width)
+    small, large = float("inf"), float("inf")
+    for _ in range(_REPEATS):
+        small = min(small, time_pass(1, small_width))
+        large = min(large, time_pass(rows, width))
     # Only the CPU computes on the host's own cores; CUDA and MPS take the work off them.
     return derive(small, small_width, large, rows * width, device.type == "cpu", max_pass_tokens,
                   time.perf_counter() - started)
@@ -127,27 +132,36 @@ def derive(small_s: float, small_tokens: int, large_s: float, large_tokens: int,
     )
 
 
-def _best(time_pass: TimePass, rows: int, width: int) -> float:
-    """The fastest of a few passes at one shape, after one that builds its kernels."""
-    time_pass(rows, width)
-    return min(time_pass(rows, width) for _ in range(_REPEATS))
-
-
 def warm_shapes(time_pass: TimePass, profile: DeviceProfile, max_tokens: int, max_pass_tokens: int,
                 budget_s: float = 10.0) -> int:
-    """Runs one pass at every padded width the profile allows, so the first requests find their
-    kernels loaded; returns how many ran. Only where widths are rounded: with exact widths there
-    are too many shapes, and a host's kernels need no loading. Bounded by budget_s for a model
-    with a long limit."""
+    """Runs passes at every padded width the profile allows, so the first requests find their
+    kernels loaded (CUDA loads each kernel on its first use); returns how many ran. Only where
+    widths are rounded: with exact widths there are too many shapes, and a host's kernels need no
+    loading. Bounded by budget_s for a model with a long limit."""
     if profile.width_multiple <= 1:
         return 0
     started = time.perf_counter()
     ran = 0
     for width in range(profile.width_multiple, max_tokens + profile.width_multiple, profile.width_multiple):
         width = min(width, max_tokens)
-        for rows in sorted({1, max(1, max_pass_tokens // width)}):
+        # A lone text, a mid-sized bucket and a full one: matrix kernels are chosen by row count too.
+        for rows in sorted({1, min(8, max(1, max_pass_tokens // width)), max(1, max_pass_tokens // width)}):
             if time.perf_counter() - started > budget_s:
                 return ran
             time_pass(rows, width)
             ran += 1
     return ran
+
+
+def precision_candidates(device: torch.device, allows_float16: bool) -> tuple[str, ...]:
+    """What precision auto may weigh against fp32 on device, each behind the fidelity gate.
+
+    A CPU: PyTorch bf16 and OpenVINO int8. CUDA: fp16 where the model's activations fit in it, and
+    bf16 where the GPU has it (a model that overflows fp16 still gets half precision). Apple's MPS:
+    fp16. Timing on the device, not this list's order, picks among them.
+    """
+    if device.type == "cpu":
+        return ("bf16", "int8")
+    if device.type == "cuda":
+        return (*(("fp16",) if allows_float16 else ()), *(("bf16",) if torch.cuda.is_bf16_supported() else ()))
+    return ("fp16",) if allows_float16 else ()

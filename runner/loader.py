@@ -41,7 +41,7 @@ def load_handler(
         entry=entry,
         model_dir=model_dir,
         device=device,
-        dtype=resolve_dtype(entry.dtype, device, cls.allows_float16),
+        dtype=resolve_dtype(entry.dtype),
         max_batch_tokens=max_batch_tokens,
     )
     try:

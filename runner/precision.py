@@ -1,21 +1,20 @@
 """Puts a loaded handler on the precision its catalog entry or the PRECISION setting asks for.
 
-fp32 is PyTorch as loaded: the reference, served as it is. bf16 swaps the handler's encoder for a
-PyTorch bf16 copy, int8 for the OpenVINO int8 one (a reranker or classifier swaps its whole model),
-but only after the fidelity gate: both embed, rerank or classify the built-in corpus, and the other
-path must stay within the thresholds. Where the CPU runs bf16
-natively, int8 weights with bf16 activations are a candidate too. auto weighs them all: each is
-timed on the same corpus (best of three alternating rounds), and the fastest that passes the
-gate is kept. The measurement, not the CPU's name, decides.
+fp32 is PyTorch as loaded: the reference, served as it is. The other precisions replace the
+handler's encoder (a reranker or classifier: its whole model) by another path, but only after the
+fidelity gate: both embed, rerank or classify the built-in corpus, and the other path must stay
+within the thresholds. Which paths a device offers is the device profile's to say
+(runner/device_profile.py): on a CPU, a PyTorch bf16 copy and the OpenVINO int8 conversion (with
+bf16 activations too where the CPU runs bf16 natively); on a GPU, fp16 and bf16 copies. auto
+weighs them all: each is timed on the same corpus (best of three alternating rounds), and the
+fastest that passes the gate is kept. The measurement, not the device's name, decides.
 """
 
 from __future__ import annotations
 
 import gc
-import hashlib
 import json
 import os
-import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,15 +24,17 @@ import numpy as np
 import torch
 
 from .catalog import PRECISIONS
+from .device import device_key, release_memory
+from .device_profile import precision_candidates
 from .errors import ConfigError
 from .fidelity import Fidelity, Output, Thresholds, check, compare_scores, compare_vectors, corpus, rerank_sets
 from .handlers.base import EmbedOptions, Handler
 from .handlers.encoder import EncoderHandler
 
-
-#: What auto weighs against each other (see `wants` in apply_precision). It names the remembered
-#: choice's file, so that a choice made among other candidates is weighed again.
-_CANDIDATES = ("fp32", "bf16", "int8")
+#: The label of each dtype a handler may be loaded in, when it serves as loaded.
+_LABELS = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
+#: The dtype of each half-precision path.
+_HALVES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 @dataclass(frozen=True)
@@ -51,50 +52,57 @@ class PrecisionReport:
 
 def apply_precision(handler: EncoderHandler, name: str, precision: str, limits: Thresholds, threads: int,
                     progress: Callable[[str], None] = lambda _: None) -> PrecisionReport:
-    """Leaves fp32 as it is; for bf16 or int8, builds (int8: converts once), gates, times and swaps
-    in the encoder (or, for a reranker or classifier, the whole model).
+    """Leaves fp32 as it is; for another precision, builds (int8: converts once), gates, times and
+    swaps in the encoder (or, for a reranker or classifier, the whole model).
 
-    auto times fp32 against every candidate that passes the gate and keeps the fastest. The
-    choice is cached per CPU (model, flags and cores) and thread count, next to the converted
-    weights (or, where those are read-only, in the user's cache folder), so later starts on the
-    same machine measure only the fidelity of what they serve.
+    auto times fp32 against every candidate of the device that passes the gate and keeps the
+    fastest. The choice is cached per device (a CPU's model, flags and cores; a GPU's name and
+    capability) and thread count, next to the converted weights (or, where those are read-only,
+    in the user's cache folder), so later starts on the same machine measure only the fidelity
+    of what they serve.
     `progress` hears of the slow steps (conversion, the gate) before they start.
     """
     if precision not in PRECISIONS:
         raise ConfigError(f"{name}: precision '{precision}' is not one of {', '.join(PRECISIONS)}")
-    fp32 = PrecisionReport("fp32", f"pytorch {str(handler.dtype).removeprefix('torch.')}")
-    # The other encoders answer in float32, which the heads of a model loaded in another dtype
-    # cannot take; and they are built for the CPU.
-    unfit = "a CPU" if handler.device.type != "cpu" else "dtype float32" if handler.dtype != torch.float32 else \
-        "a handler that names its weights folder" if getattr(handler, "encoder_dir", None) is None else None
+    device = handler.device
+    loaded = _LABELS.get(handler.dtype, "fp32")
+    fp32 = PrecisionReport(loaded, f"pytorch {str(handler.dtype).removeprefix('torch.')}")
+    offered = precision_candidates(device, handler.allows_float16)
+    # The other paths answer in float32, which the heads of a model loaded in another dtype cannot take.
+    unfit = "dtype float32" if handler.dtype != torch.float32 else \
+        "a handler that names its weights folder" if getattr(handler, "encoder_dir", None) is None else \
+        f"a device that offers it ({device.type} offers {', '.join(offered) or 'none'})" if precision not in ("fp32", "auto", *offered) else \
+        f"a device that offers another ({device.type} offers none)" if not offered else None
     if precision == "fp32" or (precision == "auto" and unfit):
-        handler.precision = fp32 if precision == "fp32" else PrecisionReport("fp32", f"{fp32.detail}; auto: bf16 and int8 need {unfit}")
+        handler.precision = fp32 if precision == "fp32" else PrecisionReport(loaded, f"{fp32.detail}; auto: other precisions need {unfit}")
         return handler.precision
     if unfit:
         raise ConfigError(f"{name}: precision {precision} needs {unfit}; use fp32 or auto")
     reference, weights_dir = handler.encoder()
     folder, choice_files = None, ()
-    if precision != "bf16":  # bf16 converts nothing and remembers nothing
+    if precision in ("auto", "int8"):  # a half-precision copy converts nothing and remembers nothing
         from .backends.openvino_int8 import CACHE_DIR, cache_key
 
         key = cache_key(weights_dir)
         folder = weights_dir / CACHE_DIR / key
-        choice = f"choice-{cpu_key()}-{threads}-{'-'.join(_CANDIDATES)}.json"
+        choice = f"choice-{device_key(device)}-{threads}-{'-'.join(('fp32', *offered))}.json"
         choice_files = (folder / choice, _user_cache() / f"{weights_dir.name}-{key}" / choice)
     cached = _remembered(choice_files) if precision == "auto" else None
     if cached and cached["choice"] == "fp32":
-        handler.precision = PrecisionReport("fp32", f"{fp32.detail}; auto: {cached['why']} (cached for this CPU)")
+        handler.precision = PrecisionReport("fp32", f"{fp32.detail}; auto: {cached['why']} (cached for this device)")
         return handler.precision
 
-    # The candidates: what was asked for, or for auto every one (the remembered one alone, if any).
+    # The candidates: what was asked for, or for auto every one the device offers (the remembered
+    # one alone, if any).
     wants = (lambda key: cached["choice"].split("/")[0] == key) if cached else \
-        (lambda key: precision in (key, "auto"))
+        (lambda key: key in offered and precision in (key, "auto"))
     encoders = {"fp32": reference}
     converted = False
-    if wants("bf16"):
-        from .backends.torch_bf16 import Bf16Encoder
+    for half, dtype in _HALVES.items():
+        if wants(half):
+            from .backends.torch_half import HalfEncoder
 
-        encoders["bf16"] = Bf16Encoder(reference, handler.encoder_output)
+            encoders[half] = HalfEncoder(reference, handler.encoder_output, dtype)
     if wants("int8"):
         try:
             encoders_int8, converted = _int8_encoders(reference, handler, folder, threads, cached, progress)
@@ -146,13 +154,14 @@ def apply_precision(handler: EncoderHandler, name: str, precision: str, limits: 
     results.clear()
     passing.clear()
     gc.collect()
-    detail = "pytorch bfloat16 weights and activations" if chosen == "bf16" else \
+    release_memory(device)
+    detail = f"pytorch {str(_HALVES[chosen]).removeprefix('torch.')} weights and activations" if chosen in _HALVES else \
         f"openvino int8 weights, {chosen.removeprefix('int8/')} activations"
     if precision == "auto":
         why = f"{chosen} took {chosen_seconds:.3f} s on the gate's corpus, fp32 {fp32_seconds:.3f} s"
         if not cached:
             _remember(choice_files, chosen, why)
-        detail += f"; auto: {cached['why'] + ' (cached for this CPU)' if cached else why}"
+        detail += f"; auto: {cached['why'] + ' (cached for this device)' if cached else why}"
     handler.precision = PrecisionReport(chosen.split("/")[0], detail, fidelity, converted, candidates)
     return handler.precision
 
@@ -223,17 +232,6 @@ def _best_times(handler: Handler, encoders: dict, work) -> dict[str, float]:
             work()
             seconds[key] = min(seconds[key], time.perf_counter() - started)
     return seconds
-
-
-def cpu_key() -> str:
-    """This CPU's model, flags and core count, digested: a choice timed on one holds on it alone."""
-    text = platform.processor()
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-        text = "\n".join(line for line in info.splitlines()[:40] if line.startswith(("model name", "flags", "Features")))
-    except OSError:
-        pass
-    return hashlib.sha256(f"{text}|{os.cpu_count()}".encode()).hexdigest()[:12]
 
 
 def _user_cache() -> Path:

@@ -41,11 +41,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="where <name>/ folders go (default: MODELS_DIR, else models/)")
     p.add_argument("--force", action="store_true", help="fetch again even if the folder is complete")
     p.add_argument("--quiet", action="store_true", help="print nothing for models already in place")
-    p.add_argument("--precision", choices=("fp32", "bf16", "int8", "auto"), default=os.environ.get("PRECISION") or None,
+    p.add_argument("--precision", choices=("fp32", "fp16", "bf16", "int8", "auto"), default=os.environ.get("PRECISION") or None,
                    help="also prepare this precision: int8 converts the weights once and checks the fidelity "
                         "gate, so the runner starts without converting; auto also times the candidates and "
                         "remembers the choice for this CPU; fp32 and bf16 need nothing (default: PRECISION, "
-                        "else each entry's)")
+                        "else int8 for the entries that name it)")
     args = p.parse_args(argv)
 
     try:
@@ -76,7 +76,9 @@ def main(argv: list[str] | None = None) -> int:
             target, changed = fetch(catalog[name], models_dir / name, args.force)
             if changed or not args.quiet:
                 print(f"{name}: {'fetched into' if changed else 'already in'} {target}")
-            precision = args.precision or catalog[name].precision
+            # Asked for here, or int8 named by the entry: auto by default would convert and time every
+            # model at every download, which the runner's first start does once anyway.
+            precision = args.precision or (catalog[name].precision if catalog[name].precision == "int8" else None)
             if precision in ("int8", "auto"):
                 print(f"{name}: {prepare(catalog[name], models_dir, precision)}")
         except Exception as exc:  # one model failing must not hide the others' results

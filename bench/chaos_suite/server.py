@@ -109,8 +109,9 @@ class Server:
 
     def _start_once(self, timeout: float) -> str:
         """One start: 'ready', or what went wrong (the process is stopped then)."""
+        # fp32, the reference its correctness checks compare with, unless a check says otherwise.
         env = {**os.environ, "MODELS": MODEL, "HOST": HOST, "PORT": str(self.port), "LOG_LEVEL": "info",
-               **self.env_extra}
+               "PRECISION": "fp32", **self.env_extra}
         with open(self.log_path, "wb") as out, open(self.err_path, "wb") as err:
             self.proc = subprocess.Popen([str(NODE), "gateway/src/main.ts"], cwd=ROOT, env=env,
                                          stdin=subprocess.DEVNULL, stdout=out, stderr=err)

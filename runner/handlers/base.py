@@ -146,7 +146,7 @@ class Handler(ABC):
 
     #: What the model can do: text-embedding, sparse-embedding, multi-vector, rerank, classify.
     capabilities: ClassVar[tuple[str, ...]]
-    #: False for models whose activations overflow float16; dtype "auto" then means bfloat16.
+    #: False for models whose activations overflow float16: on a GPU, precision weighs bf16 alone.
     allows_float16: ClassVar[bool] = True
     #: What the model runs in and how close it is to the reference; set by runner/precision.py
     #: once loaded (a PrecisionReport), and None for a handler used on its own, as in tests.

@@ -19,6 +19,10 @@ describe('runner transport', () => {
   let socket: string;
   beforeAll(async () => {
     server = await startServer({ SOCKET_DIR: parent, WARMUP_STEPS: '0' });
+    // Healthy may be answered before the runner_ready log line has come through the pipe.
+    for (const deadline = Date.now() + 15_000; !logLines(server, 'runner_ready').length && Date.now() < deadline;) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
     socket = ready(server).socket;
   });
   afterAll(async () => {

@@ -47,7 +47,9 @@ export async function startServer(env: Record<string, string | undefined> = {}, 
   const port = await freePort();
   const lines: string[] = [];
   let stderr = '';
-  const merged = { ...process.env, MODELS: MODEL, PORT: String(port), LOG_LEVEL: 'info', ...env };
+  // fp32 unless a test says otherwise: the suites compare with sentence-transformers' fp32 vectors, and
+  // the default, auto, is tested on its own (precision.test.ts).
+  const merged = { ...process.env, MODELS: MODEL, PORT: String(port), LOG_LEVEL: 'info', PRECISION: 'fp32', ...env };
   const proc = spawn(command[0]!, command.slice(1), {
     cwd,
     env: Object.fromEntries(Object.entries(merged).filter(([, v]) => v !== undefined)) as Record<string, string>,

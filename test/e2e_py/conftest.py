@@ -28,7 +28,8 @@ def _free_port() -> int:
 def start_gateway(env: dict[str, str], log: Path | None = None) -> tuple[subprocess.Popen, str]:
     """Runs `node gateway/src/main.ts` and waits until /health is 200; its log lines go to log, if given."""
     port = _free_port()
-    full_env = {**os.environ, "MODELS": MODEL, "PORT": str(port), "LOG_LEVEL": "warn", **env}
+    # fp32: the suites compare with sentence-transformers' fp32 vectors (auto is tested in precision.test.ts).
+    full_env = {**os.environ, "MODELS": MODEL, "PORT": str(port), "LOG_LEVEL": "warn", "PRECISION": "fp32", **env}
     stdout = open(log, "wb") if log else subprocess.DEVNULL
     proc = subprocess.Popen([str(ROOT / "node_modules/.bin/node"), "gateway/src/main.ts"], cwd=ROOT, env=full_env,
                             stdout=stdout, stderr=subprocess.PIPE)

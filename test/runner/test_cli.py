@@ -117,7 +117,7 @@ def launch(socket: Path) -> subprocess.Popen:
     """The runner on the default model, as the gateway spawns it."""
     return subprocess.Popen(
         [sys.executable, "-m", "runner", "--model", MODEL, "--socket", f"unix://{socket}", "--warmup", "off",
-         "--workers", "1", "--exit-with-stdin"],
+         "--workers", "1", "--precision", "fp32", "--exit-with-stdin"],
         cwd=ROOT, env=runner_env(), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 

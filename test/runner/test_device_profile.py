@@ -71,7 +71,8 @@ def test_warm_shapes_cover_every_rounded_width_once_per_row_count():
     passes = []
     ran = warm_shapes(linear(0, 0, passes), profile, 40, 16384)
     assert sorted({w for _, w in passes}) == [16, 32, 40]
-    assert ran == len(passes) == 6
+    assert sorted({r for r, w in passes if w == 16}) == [1, 8, 1024]
+    assert ran == len(passes) == 9
     assert warm_shapes(linear(0, 0), derive(0.004, 16, 0.05, 2048, True, 16384), 512, 16384) == 0
     assert warm_shapes(linear(1, 0), profile, 4096, 16384, budget_s=0) == 0
 
@@ -87,7 +88,8 @@ def test_errors_are_told_apart():
 def test_a_real_handler_is_measured_and_keeps_its_results(load):
     handler = load("bge-small-en-v1.5")
     profile = measure(handler.time_pass, torch.device("cpu"), handler.max_tokens, 16384)
-    assert profile.pass_ms > 0 and profile.token_us > 0
+    # Only its sign is certain on a machine the other suites share: how large is the machine's mood.
+    assert profile.pass_ms >= 0 and profile.token_us > 0 and profile.overhead_tokens >= 1
     assert profile.measured_seconds > 0
 
 

@@ -89,12 +89,15 @@ def test_float16_is_refused(load):
         load("embedding-gemma-300m", matryoshka_dims=(), dtype="float16")
 
 
-def test_auto_dtype_avoids_float16_on_accelerators():
-    from runner.device import resolve_dtype
+def test_precision_on_accelerators_avoids_float16(monkeypatch):
+    from runner.device_profile import precision_candidates
     from runner.handlers.embedding_gemma import EmbeddingGemmaHandler
 
-    assert resolve_dtype("auto", torch.device("cuda", 0), EmbeddingGemmaHandler.allows_float16) == torch.bfloat16
-    assert resolve_dtype("auto", torch.device("cpu"), EmbeddingGemmaHandler.allows_float16) == torch.float32
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert precision_candidates(torch.device("cuda", 0), EmbeddingGemmaHandler.allows_float16) == ("bf16",)
+    assert precision_candidates(torch.device("cuda", 0), True) == ("fp16", "bf16")
+    assert precision_candidates(torch.device("mps"), EmbeddingGemmaHandler.allows_float16) == ()
+    assert precision_candidates(torch.device("cpu"), EmbeddingGemmaHandler.allows_float16) == ("bf16", "int8")
 
 
 def test_catalog_matryoshka_sizes_must_fit_the_model(load):

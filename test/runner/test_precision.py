@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import weakref
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ import torch
 
 from runner.backends.openvino_int8 import CACHE_DIR, OpenVinoEncoder
 from runner.errors import ConfigError
-from runner.backends.torch_bf16 import Bf16Encoder
+from runner.backends.torch_half import HalfEncoder
 from runner.fidelity import Fidelity, Thresholds, compare_scores, compare_vectors, corpus, rerank_sets
 from runner.handlers.base import EmbedOptions
 from runner.loader import load_handler
@@ -119,7 +120,7 @@ def test_rerankers_and_classifiers_run_int8_and_bf16_gated_on_their_scores(load,
     # Correlations of random scores may well be negative: the open gate takes those too.
     report = apply_precision(handler, name, precision, Thresholds(-1, -1, 0), 2)
     assert report.precision == precision and report.fidelity is not None
-    assert isinstance(handler.encoder()[0], OpenVinoEncoder if precision == "int8" else Bf16Encoder)
+    assert isinstance(handler.encoder()[0], OpenVinoEncoder if precision == "int8" else HalfEncoder)
     # The gate reranks each of its 16 queries against its documents, or classifies its 80 texts.
     queries, documents = corpus()
     if method == "score":
@@ -158,7 +159,7 @@ def test_the_gate_measures_cosines_and_top10_overlap():
 
 
 def test_auto_times_fp32_against_int8_keeps_the_faster_and_remembers_it_for_this_cpu(catalog, minilm_copy):
-    from runner.precision import cpu_key
+    from runner.device import device_key
 
     handler = load_minilm(catalog, minilm_copy)
     report = apply_precision(handler, MODEL, "auto", Thresholds(), 2)
@@ -167,11 +168,11 @@ def test_auto_times_fp32_against_int8_keeps_the_faster_and_remembers_it_for_this
     assert "fp32" in timings and len(report.candidates) >= 2
     fastest = min(timings, key=timings.get)
     assert report.precision == fastest.split("/")[0]
-    [choice] = (minilm_copy / MODEL / CACHE_DIR).glob(f"*/choice-{cpu_key()}-2-fp32-bf16-int8.json")
+    [choice] = (minilm_copy / MODEL / CACHE_DIR).glob(f"*/choice-{device_key(torch.device('cpu'))}-2-fp32-bf16-int8.json")
     assert json.loads(choice.read_text())["choice"] == ("fp32" if report.precision == "fp32" else fastest)
 
     again = apply_precision(load_minilm(catalog, minilm_copy), MODEL, "auto", Thresholds(), 2)
-    assert again.precision == report.precision and "(cached for this CPU)" in again.detail
+    assert again.precision == report.precision and "(cached for this device)" in again.detail
     # The remembered choice is served without timing anything again; int8 still passes the gate.
     assert all("seconds" not in c for c in again.candidates.values())
     # A choice file that cannot be read is no choice: everything is weighed again.
@@ -188,7 +189,9 @@ def test_int8_frees_the_fp32_encoder_and_needs_float32(catalog, minilm_copy):
     bf16 = load_handler(dataclasses.replace(catalog[MODEL], dtype="bfloat16"), minilm_copy, torch.device("cpu"), 16384)
     with pytest.raises(ConfigError, match="precision int8 needs dtype float32"):
         apply_precision(bf16, MODEL, "int8", Thresholds(), 2)
-    assert apply_precision(bf16, MODEL, "auto", Thresholds(), 2).detail.endswith("auto: bf16 and int8 need dtype float32")
+    served = apply_precision(bf16, MODEL, "auto", Thresholds(), 2)
+    assert served.precision == "bf16"  # what it was loaded in, not the fp32 it is not
+    assert served.detail == "pytorch bfloat16; auto: other precisions need dtype float32"
 
 
 def test_bf16_passes_the_gate_on_minilm_stays_close_to_fp32_and_frees_the_fp32_encoder(catalog, minilm_copy):
@@ -252,7 +255,7 @@ def test_auto_is_fp32_for_a_handler_without_a_model_to_swap(load):
     handler = load("ms-marco-minilm-l6-v2")
     handler.encoder_dir = None  # as a handler of one's own that does not name its weights' folder
     report = apply_precision(handler, "ms-marco-minilm-l6-v2", "auto", Thresholds(), 2)
-    assert report.precision == "fp32" and report.detail.endswith("auto: bf16 and int8 need a handler that names its weights folder")
+    assert report.precision == "fp32" and report.detail.endswith("auto: other precisions need a handler that names its weights folder")
     with pytest.raises(ConfigError, match="precision int8 needs a handler that names its weights folder"):
         apply_precision(handler, "ms-marco-minilm-l6-v2", "int8", Thresholds(), 2)
 
@@ -269,3 +272,34 @@ def test_a_choice_goes_to_the_user_cache_when_the_weights_folder_cannot_take_it(
     assert paths[1].exists()
     _forget(paths)
     assert _remembered(paths) is None
+
+
+def test_a_precision_the_device_does_not_offer_is_refused(load):
+    handler = load("bge-small-en-v1.5")
+    with pytest.raises(ConfigError, match=r"precision fp16 needs a device that offers it \(cpu offers bf16, int8\)"):
+        apply_precision(handler, "bge-small-en-v1.5", "fp16", Thresholds(), 2)
+
+
+@pytest.mark.parametrize("precision", ["fp16", "auto"])
+def test_a_gpus_half_precisions_go_through_the_gate_and_the_timing(load, monkeypatch, precision):
+    """The GPU's path on the CPU: the device offers fp16 and bf16, as CUDA does, and the same code
+    copies, gates, times and swaps them in."""
+    import runner.precision as precision_module
+
+    monkeypatch.setattr(precision_module, "precision_candidates", lambda device, allows_float16: ("fp16", "bf16"))
+    monkeypatch.setattr(precision_module, "_user_cache", lambda: Path("/nonexistent"))
+    handler = load("bge-small-en-v1.5")
+    want = handler.embed(TEXTS, EmbedOptions()).vectors
+    # The stand-in's vectors are nearly alike, so its top-10 rankings turn on rounding: the gate's
+    # cosines hold it to fp32 here, its overlap is left to the real models.
+    report = apply_precision(handler, "bge-small-en-v1.5", precision, Thresholds(top10_overlap=0.5), 2)
+    if precision == "fp16":
+        assert (report.precision, report.detail) == ("fp16", "pytorch float16 weights and activations")
+    else:
+        assert set(report.candidates) == {"fp32", "fp16", "bf16"}
+        assert report.precision in ("fp32", "fp16", "bf16")
+    if report.precision != "fp32":
+        assert isinstance(handler.encoder()[0], HalfEncoder)
+        assert report.fidelity.mean_cosine >= 0.999
+    got = handler.embed(TEXTS, EmbedOptions()).vectors
+    assert float((got * want).sum(1).min()) >= 0.999

@@ -14,7 +14,7 @@ describe('catalog', () => {
   it('reads the project catalog with defaults filled in', () => {
     const catalog = loadCatalog('configs/model_config.yaml');
     expect(catalog.get('all-minilm-l6-v2')).toMatchObject({
-      hf_repo_id: 'sentence-transformers/all-MiniLM-L6-v2', revision: 'main', dtype: 'auto', requires_token: false,
+      hf_repo_id: 'sentence-transformers/all-MiniLM-L6-v2', revision: 'main', dtype: 'auto', precision: 'auto', requires_token: false,
     });
   });
 

@@ -14,7 +14,7 @@ export const catalogEntrySchema = z.strictObject({
   revision: z.string().min(1).default('main'),
   pip_package: z.string().min(1).optional(),
   dtype: z.enum(['auto', 'float32', 'bfloat16', 'float16']).default('auto'),
-  precision: z.enum(['fp32', 'bf16', 'int8', 'auto']).default('fp32'),
+  precision: z.enum(['fp32', 'fp16', 'bf16', 'int8', 'auto']).default('auto'),
   max_tokens: z.number().int().positive().optional(),
   requires_token: z.boolean().default(false),
   matryoshka_dims: z.array(z.number().int().positive()).default([]),

@@ -85,13 +85,13 @@ export const settingsSchema = z.object({
   /** HTTP port. */
   PORT: int(0, 65535).default(8000),
   /**
-   * Precision for every model: fp32 (PyTorch, the reference), bf16 (the encoder, or a reranker's or
-   * classifier's whole model, in PyTorch bf16) or
-   * int8 (int8 weights on OpenVINO), both CPU only and served only if they pass the fidelity gate,
-   * or auto (whichever is fastest on this CPU, timed at first start and remembered). Empty: each
-   * catalog entry's own `precision`.
+   * Precision for every model: fp32 (PyTorch, the reference), fp16 or bf16 (the encoder, or a
+   * reranker's or classifier's whole model, in PyTorch half precision: fp16 on a GPU, bf16 on a CPU
+   * or a GPU) or int8 (int8 weights on OpenVINO, CPU only), each served only if it passes the
+   * fidelity gate, or auto (whichever of those the device offers is fastest, timed at first start
+   * and remembered per device). Empty: each catalog entry's own `precision`.
    */
-  PRECISION: z.enum(['', 'fp32', 'bf16', 'int8', 'auto']).default(''),
+  PRECISION: z.enum(['', 'fp32', 'fp16', 'bf16', 'int8', 'auto']).default(''),
   /**
    * Fidelity gate: the least mean cosine to fp32 a non-reference precision must reach on the built-in
    * corpus (for a reranker or classifier, the least mean correlation of its scores' rankings).

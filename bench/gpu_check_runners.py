@@ -39,7 +39,7 @@ _LIVE: list["Runner"] = []
 
 
 def pinned_gpu(n: int, inherited: str | None) -> str:
-    """The GPU a cuda:N runner is pinned to, by the gateway's rule (gateway/src/runners/gpu-pinning.ts):
+    """The GPU a cuda:N runner is pinned to, by the gateway's rule (gateway/src/runners/device-policy.ts):
     GPU N, or the N-th entry of an inherited CUDA_VISIBLE_DEVICES."""
     if inherited is None:
         return str(n)

@@ -23,13 +23,13 @@ from . import compute_threads
 from .catalog import load_catalog
 from .detect import local_entry
 from .device import resolve_device
-from .device_profile import measure, warm_shapes
+from .device_profile import profile_handler, warm_shapes
 from .errors import ConfigError
 from .fidelity import Thresholds
 from .loader import load_handler
 from .logs import JsonLogger
 from .precision import apply_precision
-from .server import ServeOptions, remove_socket, serve
+from .server import EXIT_DEVICE_BROKEN, ServeOptions, remove_socket, serve
 
 #: The environment variable through which the gateway hands a runner its secret.
 SECRET_ENV = "EDGE_EMBED_RUNNER_SECRET"
@@ -110,14 +110,13 @@ def main(argv: list[str] | None = None) -> int:
         report = apply_precision(handler, args.model, args.precision or entry.precision, limits,
                                  compute_threads.alone(), lambda step: logger.info("precision_step", step=step))
         # Measured on what will serve: the precision's own encoder.
-        profile = measure(handler.time_pass, device, handler.max_tokens, args.max_batch_tokens)
-        handler.apply_profile(profile)
+        profile = profile_handler(handler, device, args.max_batch_tokens)
     except ConfigError as exc:
         # stderr, not the JSON log: the supervisor shows it verbatim when startup fails.
         print(f"runner: {exc}", file=sys.stderr)
         return 2
     logger.info("device_profile", **profile.fields())
-    if args.warmup == "on":
+    if args.warmup == "on" and hasattr(handler, "time_pass"):
         shapes = warm_shapes(handler.time_pass, profile, handler.max_tokens, args.max_batch_tokens)
         if shapes:
             logger.info("shapes_warmed", passes=shapes)
@@ -130,7 +129,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     logger.info("precision", precision=report.precision, detail=report.detail, converted=report.converted,
                 fidelity=report.fidelity.__dict__ if report.fidelity else None, candidates=report.candidates)
-    return serve(args.model, str(device), handler, opts, secret, logger, profile)
+    status = serve(args.model, str(device), handler, opts, secret, logger, profile)
+    if status == EXIT_DEVICE_BROKEN:
+        # Now, without joining the compute thread, which a broken device may hold for good.
+        sys.stdout.flush()
+        os._exit(status)
+    return status
+
 
 
 if __name__ == "__main__":

@@ -11,9 +11,9 @@ import yaml
 from .errors import ConfigError
 
 _DTYPES = ("auto", "float32", "bfloat16", "float16")
-#: fp32: PyTorch as loaded, the reference. bf16: the encoder in PyTorch bf16; int8: int8 weights on
-#: OpenVINO; both behind the fidelity gate. auto: whichever is fastest on this CPU, timed at first
-#: start and remembered.
+#: fp32: PyTorch as loaded, the reference. fp16 / bf16: the encoder in PyTorch half precision; int8:
+#: int8 weights on OpenVINO; each behind the fidelity gate, where the device offers it. auto (the
+#: default): whichever of these is fastest on this device, timed at first start and remembered.
 PRECISIONS = ("fp32", "fp16", "bf16", "int8", "auto")
 #: What a request embeds, which picks the model's default prompt: a search query or a document.
 REQUEST_KINDS = ("query", "document")

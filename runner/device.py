@@ -80,8 +80,10 @@ def release_memory(device: torch.device) -> None:
 
 
 def out_of_memory(exc: BaseException) -> bool:
-    """Whether exc is the device running out of memory: the call can be split and retried."""
-    return isinstance(exc, torch.OutOfMemoryError)
+    """Whether exc is the device running out of memory: the call can be split and retried. cuBLAS
+    and cuDNN report it in their own words when their workspaces do not fit."""
+    return isinstance(exc, torch.OutOfMemoryError) or (
+        isinstance(exc, RuntimeError) and any(p in str(exc) for p in ("out of memory", "ALLOC_FAILED")))
 
 
 #: Phrases of errors after which a CUDA context is unusable: every later call on it fails too.

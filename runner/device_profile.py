@@ -2,7 +2,7 @@
 and precision, measured at start, and every choice about the shape of the work that follows.
 
 Constants tuned on one machine are wrong on another. On a 2-core CPU a pass's fixed cost (kernel
-launches, Python, framework) is worth about a hundred tokens of compute, so a call is best cut
+launches, Python, framework) is worth tens of tokens of compute, so a call is best cut
 into many passes of similar length that pad little; on a GPU it is worth thousands, so a call
 should be one or two large passes, and calls should overlap so the device never waits for the
 host. Rather than branch on the device's name, the runner times a few passes of its own model
@@ -18,13 +18,19 @@ from typing import Callable
 
 import torch
 
+from .errors import ConfigError
+
+#: What one more forward pass costs, in padded tokens, where nothing was measured: MiniLM on a
+#: 2-core CPU measured 30 to 150 tokens' worth, and every value from 32 to 1024 served within the
+#: noise of the others there.
+UNMEASURED_OVERHEAD_TOKENS = 128
 #: A pass of one short text and one of a large batch are each timed this many times, alternating,
 #: and the fastest of each kept (after one untimed pass that builds the kernels for the shape): a
 #: runner starting beside others on a busy machine sees spikes, and alternation spreads them.
-_REPEATS = 5
+_REPEATS = 4
 #: The large shape grows until a pass takes this long (or reaches the pass token budget): long
 #: enough that the per-token cost dominates, short enough to keep start-up quick.
-_LARGE_PASS_S = 0.05
+_LARGE_PASS_S = 0.03
 #: The width of the large shape's rows, in tokens (or the model's limit, if lower).
 _LARGE_WIDTH = 128
 #: A call this many times a pass's fixed cost spends about 3% of its time on that cost: larger
@@ -97,6 +103,34 @@ def measure(time_pass: TimePass, device: torch.device, max_tokens: int, max_pass
                   time.perf_counter() - started)
 
 
+def profile_handler(handler, device: torch.device, max_pass_tokens: int) -> DeviceProfile:
+    """The profile measured on handler's model, and applied to it; a handler of one's own without
+    passes to time (no time_pass) gets the unmeasured one. A failed measurement is a start-up
+    error in one line."""
+    time_pass = getattr(handler, "time_pass", None)
+    if time_pass is None:
+        return unmeasured(device)
+    try:
+        profile = measure(time_pass, device, handler.max_tokens, max_pass_tokens)
+    except Exception as exc:
+        raise ConfigError(f"timing a forward pass on {device} failed ({type(exc).__name__}: {str(exc)[:200]})") from None
+    handler.apply_profile(profile)
+    return profile
+
+
+def unmeasured(device: torch.device) -> DeviceProfile:
+    """The profile of a runner whose handler has no passes of its own to time."""
+    host = device.type == "cpu"
+    return DeviceProfile(host_compute=host, pass_ms=0.0, token_us=0.0, overhead_tokens=UNMEASURED_OVERHEAD_TOKENS,
+                         width_multiple=1, concurrency=_concurrency(host), call_tokens=_CALL_TOKENS[0], measured_seconds=0.0)
+
+
+def _concurrency(host_compute: bool) -> int:
+    """On the host, a second call would only take cores from the first; on an accelerator one call
+    is tokenised and padded while the other computes."""
+    return 1 if host_compute else 2
+
+
 def derive(small_s: float, small_tokens: int, large_s: float, large_tokens: int, host_compute: bool,
            max_pass_tokens: int, measured_seconds: float = 0.0) -> DeviceProfile:
     """The profile that two timed passes imply.
@@ -124,9 +158,7 @@ def derive(small_s: float, small_tokens: int, large_s: float, large_tokens: int,
         token_us=round(slope * 1e6, 4),
         overhead_tokens=overhead,
         width_multiple=multiple,
-        # On the host, a second call would only take cores from the first; on an accelerator one
-        # call is tokenised and padded while the other computes.
-        concurrency=1 if host_compute else 2,
+        concurrency=_concurrency(host_compute),
         call_tokens=min(max(call, _CALL_TOKENS[0]), _CALL_TOKENS[1]),
         measured_seconds=round(measured_seconds, 3),
     )
@@ -163,5 +195,7 @@ def precision_candidates(device: torch.device, allows_float16: bool) -> tuple[st
     if device.type == "cpu":
         return ("bf16", "int8")
     if device.type == "cuda":
-        return (*(("fp16",) if allows_float16 else ()), *(("bf16",) if torch.cuda.is_bf16_supported() else ()))
+        with torch.cuda.device(device):
+            native_bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
+        return (*(("fp16",) if allows_float16 else ()), *(("bf16",) if native_bf16 else ()))
     return ("fp16",) if allows_float16 else ()

@@ -35,6 +35,8 @@ from .handlers.encoder import EncoderHandler
 _LABELS = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
 #: The dtype of each half-precision path.
 _HALVES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+#: Where a device without int8 keeps its auto choice, inside the weights folder.
+CHOICE_DIR = ".edge-embed-precision"
 
 
 @dataclass(frozen=True)
@@ -81,10 +83,12 @@ def apply_precision(handler: EncoderHandler, name: str, precision: str, limits: 
     reference, weights_dir = handler.encoder()
     folder, choice_files = None, ()
     if precision in ("auto", "int8"):  # a half-precision copy converts nothing and remembers nothing
-        from .backends.openvino_int8 import CACHE_DIR, cache_key
+        from .backends.openvino_int8 import CACHE_DIR, cache_key, weights_key
 
-        key = cache_key(weights_dir)
-        folder = weights_dir / CACHE_DIR / key
+        # Beside the int8 conversion where the device offers one; elsewhere (a GPU, where OpenVINO
+        # need not be installed) in a folder of its own.
+        key = cache_key(weights_dir) if "int8" in offered else weights_key(weights_dir)
+        folder = weights_dir / (CACHE_DIR if "int8" in offered else CHOICE_DIR) / key
         choice = f"choice-{device_key(device)}-{threads}-{'-'.join(('fp32', *offered))}.json"
         choice_files = (folder / choice, _user_cache() / f"{weights_dir.name}-{key}" / choice)
     cached = _remembered(choice_files) if precision == "auto" else None
@@ -240,7 +244,7 @@ def _user_cache() -> Path:
 
 
 def _remembered(paths: tuple[Path, ...]) -> dict | None:
-    """The choice remembered for this CPU in the first of paths that has one, or None."""
+    """The choice remembered for this device in the first of paths that has one, or None."""
     for path in paths:
         try:
             cached = json.loads(path.read_text())

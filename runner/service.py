@@ -11,7 +11,7 @@ import grpc
 import numpy as np
 
 from . import compute_threads, tracing
-from .device import device_broken
+from .device import device_broken, out_of_memory
 from .device_profile import DeviceProfile
 from ._proto import runner_pb2, runner_pb2_grpc
 from .errors import InputFailure, RunnerError
@@ -117,6 +117,9 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
             except RunnerError as exc:
                 context.abort(exc.code, str(exc))
             except Exception as exc:
+                if out_of_memory(exc):  # outside the passes, which split themselves until they fit
+                    self._logger.warn("out_of_memory", **ids)
+                    context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "the device is out of memory; retry shortly")
                 if device_broken(exc):
                     self._logger.error("device_broken", exc_info=True, **ids)
                     tracing.failed("the device failed")

@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--precision", choices=("fp32", "fp16", "bf16", "int8", "auto"), default=os.environ.get("PRECISION") or None,
                    help="also prepare this precision: int8 converts the weights once and checks the fidelity "
                         "gate, so the runner starts without converting; auto also times the candidates and "
-                        "remembers the choice for this CPU; fp32 and bf16 need nothing (default: PRECISION, "
+                        "remembers the choice for this CPU; fp32, fp16 and bf16 need nothing (default: PRECISION, "
                         "else int8 for the entries that name it)")
     args = p.parse_args(argv)
 

@@ -49,18 +49,25 @@ class OpenVinoEncoder:
 
 
 def cache_key(weights_dir: Path) -> str:
-    """Digest of what the converted model depends on: the weights, config and tokenizer files (by
-    name, size and modification time, so a start never reads gigabytes to check), and the
-    versions of every tool involved. Weights copied or fetched again simply convert again."""
+    """Digest of what the converted model depends on: the weights, config and tokenizer files, and
+    the versions of every tool involved. Weights copied or fetched again simply convert again."""
     import nncf
     import openvino
+
+    return weights_key(weights_dir, openvino.__version__, nncf.__version__, "int8_asym-2")
+
+
+def weights_key(weights_dir: Path, *versions: str) -> str:
+    """Digest of a weights folder's weight, config and tokenizer files (by name, size and
+    modification time, so a start never reads gigabytes to check), of Transformers' and PyTorch's
+    versions, and of versions; needs no OpenVINO, so a GPU machine can key its choices with it."""
     import transformers
 
     digest = hashlib.sha256()
     for path in sorted(p for p in weights_dir.iterdir() if p.suffix in _WEIGHT_SUFFIXES or p.suffix == ".json"):
         stat = path.stat()
         digest.update(f"{path.name}|{stat.st_size}|{stat.st_mtime_ns}".encode())
-    for version in (openvino.__version__, nncf.__version__, transformers.__version__, torch.__version__, "int8_asym-2"):
+    for version in (transformers.__version__, torch.__version__, *versions):
         digest.update(version.encode())
     return digest.hexdigest()[:16]
 

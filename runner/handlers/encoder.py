@@ -16,13 +16,13 @@ import torch
 
 from .. import compute_threads, tracing
 from ..device import out_of_memory, release_memory, synchronize
-from ..device_profile import DeviceProfile
+from ..device_profile import UNMEASURED_OVERHEAD_TOKENS, DeviceProfile
 from ..errors import (EMPTY_INPUT, INVALID_TOKEN_IDS, ConfigError, InputFailure, InvalidInput, OutOfDeviceMemory,
                       too_long)
 from ..host_staging import HostStaging
 from .base import (DetokenizeOutput, EmbedOptions, Handler, Inputs, LoadContext, MultiVectorOutput, Token,
                    TokenizeOutput)
-from .length_buckets import FORWARD_OVERHEAD_TOKENS, length_buckets, padded_width
+from .length_buckets import length_buckets, padded_width
 
 #: Text whose tokens fill the passes timed for the device profile: real ids, not one repeated id.
 _PROFILE_TEXT = ("Measuring what one forward pass costs on this device, with ordinary words of several "
@@ -86,8 +86,8 @@ class EncoderHandler(Handler):
         # next batch is prepared while the current one computes.
         self._compute = ThreadPoolExecutor(max_workers=1, thread_name_prefix="compute")
         self._staging = HostStaging(ctx.device)
-        # Until the runner measures its device (apply_profile): what a small CPU measured.
-        self._overhead_tokens = FORWARD_OVERHEAD_TOKENS
+        # Until the runner measures its device (apply_profile).
+        self._overhead_tokens = UNMEASURED_OVERHEAD_TOKENS
         self._width_multiple = 1
 
     #: Set by handlers whose forward passes call `self._model(**features)` and read one tensor of
@@ -263,23 +263,24 @@ class EncoderHandler(Handler):
                                           for bucket in buckets])
         threads = compute_threads.requested()
 
-        def compute() -> list[tuple[list[int], Any]]:
+        def compute() -> list[tuple[list[int], Callable[[], Any]]]:
             compute_threads.apply(threads)
             with torch.inference_mode():
-                return [part for bucket, features in zip(buckets, padded)
-                        for part in self._forward_fitting(forward, bucket, features)]
+                parts = [part for bucket, features in zip(buckets, padded)
+                         for part in self._forward_fitting(forward, bucket, features)]
+                if parts and isinstance(parts[0][1], torch.Tensor):
+                    order = [row for bucket, _ in parts for row in bucket]
+                    return [(order, self._staging.from_device(torch.cat([values.float() for _, values in parts])))]
+            return [(bucket, lambda values=values: values) for bucket, values in parts]
 
         attributes = {"edge_embed.rows": len(rows), "edge_embed.buckets": len(buckets),
                       "edge_embed.tokens": sum(lengths)} if tracing.enabled() else {}
         with tracing.span("forward", **attributes):
-            parts = self._compute.submit(compute).result()
-            if parts and isinstance(parts[0][1], torch.Tensor):
-                # Waits here, off the compute thread, which meanwhile starts the next call's passes.
-                host = torch.cat([values.float() for _, values in parts]).cpu().numpy()
-                parts = [([row for bucket, _ in parts for row in bucket], list(host))]
-        for bucket, values in parts:
-            for row, value in zip(bucket, values):
-                out[row] = value
+            # The copy back is waited for here, off the compute thread, which meanwhile starts the
+            # next call's passes.
+            for bucket, fetch in self._compute.submit(compute).result():
+                for row, value in zip(bucket, fetch()):
+                    out[row] = value
         return out
 
     def _forward_fitting(self, forward: Callable, bucket: list[int], features: dict[str, torch.Tensor]) -> list:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-#: What one extra forward pass costs, in padded tokens, until the runner has measured its device
-#: (runner/device_profile.py): MiniLM on a 2-core CPU measured roughly 50–150 tokens' worth. It only
-#: has to be the right order of magnitude for the split to avoid both heavy padding and tiny passes.
-FORWARD_OVERHEAD_TOKENS = 128
+from ..device_profile import UNMEASURED_OVERHEAD_TOKENS
+
 # Longest bucket the search considers; keeps it O(rows * MAX_ROWS) for huge batches.
 MAX_ROWS = 256
 
 
-def length_buckets(lengths: list[int], max_batch_tokens: int, overhead_tokens: int = FORWARD_OVERHEAD_TOKENS,
+def length_buckets(lengths: list[int], max_batch_tokens: int, overhead_tokens: int = UNMEASURED_OVERHEAD_TOKENS,
                    width_multiple: int = 1, limit: int | None = None) -> list[list[int]]:
     """Returns lists of row indices, longest rows first, covering every row exactly once.
 

@@ -178,7 +178,7 @@ def test_gpu_pinning_verdicts(monkeypatch):
 
 
 def test_pinning_follows_the_gateways_rule():
-    """Within an inherited CUDA_VISIBLE_DEVICES, as gpu-pinning.ts pins (its vitest has the same cases)."""
+    """Within an inherited CUDA_VISIBLE_DEVICES, as device-policy.ts pins (its vitest has the same cases)."""
     sys.path.insert(0, str(ROOT / "bench"))
     from gpu_check_runners import pinned_gpu
 

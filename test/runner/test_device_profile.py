@@ -48,7 +48,7 @@ def test_an_accelerator_like_device_gets_few_rounded_passes_and_overlaps():
 def test_the_large_shape_stops_growing_once_a_pass_is_slow_enough():
     passes = []
     measure(linear(0.001, 1e-4, passes), torch.device("cpu"), 512, 1 << 20)
-    # 4 x 128 tokens take 52 ms, past the 50 ms at which the slope is read.
+    # 4 x 128 tokens take 52 ms, past the 30 ms at which the slope is read.
     assert max(r for r, _ in passes) == 4
 
 
@@ -80,6 +80,8 @@ def test_warm_shapes_cover_every_rounded_width_once_per_row_count():
 def test_errors_are_told_apart():
     assert out_of_memory(torch.OutOfMemoryError("CUDA out of memory"))
     assert not device_broken(torch.OutOfMemoryError("CUDA out of memory"))
+    for workspace in ("CUDA error: out of memory", "CUBLAS_STATUS_ALLOC_FAILED when calling cublasCreate(handle)"):
+        assert out_of_memory(RuntimeError(workspace)) and not device_broken(RuntimeError(workspace))
     assert device_broken(RuntimeError("CUDA error: an illegal memory access was encountered"))
     assert not device_broken(RuntimeError("The size of tensor a (3) must match the size of tensor b (4)"))
     assert not device_broken(ValueError("CUDA error in a message that is not an error of the device"))
@@ -174,3 +176,27 @@ def test_padding_puts_each_row_on_its_side_and_rounds_its_width(load, side):
         assert features["token_type_ids"][r, at].tolist() == batch.type_ids[i]
         assert features["attention_mask"][r].sum() == n and features["attention_mask"][r, at].all()
         assert (features["input_ids"][r] == 99).sum() == 8 - n
+
+
+def test_a_handler_without_passes_to_time_gets_the_unmeasured_profile():
+    from runner.device_profile import UNMEASURED_OVERHEAD_TOKENS, profile_handler
+
+    class OwnHandler:  # a Handler of one's own: no time_pass, no apply_profile
+        max_tokens = 128
+
+    profile = profile_handler(OwnHandler(), torch.device("cpu"), 16384)
+    assert (profile.overhead_tokens, profile.concurrency, profile.call_tokens) == (UNMEASURED_OVERHEAD_TOKENS, 1, 4096)
+
+
+def test_a_failed_measurement_is_a_one_line_start_up_error():
+    from runner.device_profile import profile_handler
+    from runner.errors import ConfigError
+
+    class Failing:
+        max_tokens = 128
+
+        def time_pass(self, rows, width):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    with pytest.raises(ConfigError, match=r"timing a forward pass on cuda:0 failed \(OutOfMemoryError: CUDA out of memory"):
+        profile_handler(Failing(), torch.device("cuda:0"), 16384)

@@ -1,10 +1,11 @@
 import random
 
-from runner.handlers.length_buckets import FORWARD_OVERHEAD_TOKENS, length_buckets
+from runner.device_profile import UNMEASURED_OVERHEAD_TOKENS
+from runner.handlers.length_buckets import length_buckets
 
 
 def padded_cost(lengths, buckets):
-    return sum(len(b) * max(lengths[i] for i in b) + FORWARD_OVERHEAD_TOKENS for b in buckets)
+    return sum(len(b) * max(lengths[i] for i in b) + UNMEASURED_OVERHEAD_TOKENS for b in buckets)
 
 
 def test_every_row_once_longest_first():

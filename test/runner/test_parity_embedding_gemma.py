@@ -93,11 +93,18 @@ def test_precision_on_accelerators_avoids_float16(monkeypatch):
     from runner.device_profile import precision_candidates
     from runner.handlers.embedding_gemma import EmbeddingGemmaHandler
 
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    import contextlib
+
+    # A GPU with native bf16, as this CPU-only machine can only pretend.
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    monkeypatch.setattr(torch.cuda, "device", lambda device: contextlib.nullcontext())
     assert precision_candidates(torch.device("cuda", 0), EmbeddingGemmaHandler.allows_float16) == ("bf16",)
     assert precision_candidates(torch.device("cuda", 0), True) == ("fp16", "bf16")
     assert precision_candidates(torch.device("mps"), EmbeddingGemmaHandler.allows_float16) == ()
     assert precision_candidates(torch.device("cpu"), EmbeddingGemmaHandler.allows_float16) == ("bf16", "int8")
+    # A GPU that only emulates bf16 (a T4, a V100) is not offered it: it would be slower than fp32.
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    assert precision_candidates(torch.device("cuda", 0), True) == ("fp16",)
 
 
 def test_catalog_matryoshka_sizes_must_fit_the_model(load):

@@ -98,8 +98,7 @@ def measure(time_pass: TimePass, device: torch.device, max_tokens: int, max_pass
     for _ in range(_REPEATS):
         small = min(small, time_pass(1, small_width))
         large = min(large, time_pass(rows, width))
-    # Only the CPU computes on the host's own cores; CUDA and MPS take the work off them.
-    return derive(small, small_width, large, rows * width, device.type == "cpu", max_pass_tokens,
+    return derive(small, small_width, large, rows * width, _host_compute(device), max_pass_tokens,
                   time.perf_counter() - started)
 
 
@@ -120,9 +119,14 @@ def profile_handler(handler, device: torch.device, max_pass_tokens: int) -> Devi
 
 def unmeasured(device: torch.device) -> DeviceProfile:
     """The profile of a runner whose handler has no passes of its own to time."""
-    host = device.type == "cpu"
+    host = _host_compute(device)
     return DeviceProfile(host_compute=host, pass_ms=0.0, token_us=0.0, overhead_tokens=UNMEASURED_OVERHEAD_TOKENS,
                          width_multiple=1, concurrency=_concurrency(host), call_tokens=_CALL_TOKENS[0], measured_seconds=0.0)
+
+
+def _host_compute(device: torch.device) -> bool:
+    """Only the CPU computes on the host's own cores; CUDA and MPS take the work off them."""
+    return device.type == "cpu"
 
 
 def _concurrency(host_compute: bool) -> int:

@@ -232,8 +232,8 @@ class Server:
 def shape(url: str, texts: list[str], n_clients: int, per: int, seconds: float, processes: int,
           pool: multiprocessing.pool.Pool) -> dict:
     """n_clients closed-loop clients of per texts each for seconds, spread over processes."""
-    batches = [texts[i:i + per] for i in range(0, len(texts), per)] if per < len(texts) else [texts]
-    batches = [b for b in batches if len(b) == per] or batches
+    # Whole batches of per texts; a shape larger than the corpus sends all of it.
+    batches = [texts[i:i + per] for i in range(0, len(texts) - per + 1, per)] or [texts]
     groups = min(processes, n_clients)
     shares = [n_clients // groups + (1 if k < n_clients % groups else 0) for k in range(groups)]
     started = time.time()

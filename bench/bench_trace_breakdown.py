@@ -44,6 +44,9 @@ STEPS = [
     ("whole request (server side)", ("http", "start"), ("http", "end")),
 ]
 
+#: The gateway-to-runner hop, both ways, taken per request: the request leg plus the reply leg.
+HOP = "hop (request + reply leg)"
+
 
 def spans_by_role(spans: list[dict]) -> dict[str, dict]:
     """The spans of one trace, by the role each plays in a request."""
@@ -94,11 +97,15 @@ def main() -> int:
         receiver.shutdown()
 
     gaps: dict[str, list[float]] = {name: [] for name, _, _ in STEPS}
+    gaps[HOP] = []
     for trace_id in traces:
         roles = spans_by_role([s for s in receiver.spans if s["trace_id"] == trace_id])
         for name, (a, edge_a), (b, edge_b) in STEPS:
             if a in roles and b in roles:
                 gaps[name].append((roles[b][edge_b] - roles[a][edge_a]) / 1e6)
+        if "client" in roles and "runner" in roles:
+            client, runner = roles["client"], roles["runner"]
+            gaps[HOP].append((runner["start"] - client["start"] + client["end"] - runner["end"]) / 1e6)
     medians = {name: round(statistics.median(v), 3) for name, v in gaps.items() if v}
     print(f"medians of {len(traces)} requests, {args.pause_ms:g} ms pause before each:")
     for name, ms in medians.items():

@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from runner._proto import runner_pb2, runner_pb2_grpc  # noqa: E402
+from runner.call_client import CallsClient  # noqa: E402
 
 _MAX_MESSAGE = 256 * 1024 * 1024
 _LIVE: list["Runner"] = []
@@ -89,6 +90,7 @@ class Runner:
         self._serving = threading.Event()
         self._channel: grpc.Channel | None = None
         self._stub: runner_pb2_grpc.RunnerStub | None = None
+        self._calls: CallsClient | None = None
 
     @property
     def address(self) -> str:
@@ -171,7 +173,9 @@ class Runner:
         return MessageToDict(reply, preserving_proto_field_name=True)
 
     def embed(self, texts: list[str], timeout: float = 60) -> np.ndarray:
-        reply = self._stub.Embed(runner_pb2.EmbedRequest(texts=texts), timeout=timeout, metadata=self.metadata)
+        if self._calls is None:
+            self._calls = CallsClient(self._channel, self.metadata)
+        reply = self._calls.call("embed", runner_pb2.EmbedRequest(texts=texts), timeout=timeout)
         if reply.errors:
             raise RuntimeError(f"{len(reply.errors)} inputs failed, first: {reply.errors[0].message}")
         return np.frombuffer(reply.vectors, dtype="<f4").reshape(len(texts), reply.dimensions)

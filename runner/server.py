@@ -6,6 +6,7 @@ and every call must carry the secret the gateway passed at spawn.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import os
 import signal
@@ -19,7 +20,7 @@ from typing import Callable
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from . import tracing
+from . import compute_threads, tracing
 from .device_profile import DeviceProfile
 from ._proto import runner_pb2_grpc
 from .errors import Unauthenticated
@@ -29,10 +30,11 @@ from .service import RunnerService
 
 _WARMUP_TEXT = "Warm-up sentence so that kernels and tokenizer copies exist before traffic."
 _MAX_MESSAGE = 256 * 1024 * 1024
-# Threads beyond the workers, so that health checks and Info are answered even while every
-# worker waits on a long forward pass; otherwise the gateway would take a busy runner for a
-# hung one and restart it. The gateway bounds Embed calls to the workers, not the pool.
-_SPARE_THREADS = 2
+# Threads beyond the workers: one serves the gateway's Calls stream for as long as it is open,
+# and two more answer health checks and Info even while every worker waits on a long forward
+# pass; otherwise the gateway would take a busy runner for a hung one and restart it. The gateway
+# bounds its calls to the workers, not the pool.
+_SPARE_THREADS = 3
 #: The exit status of a runner that stopped because its device broke (sysexits' EX_SOFTWARE).
 EXIT_DEVICE_BROKEN = 70
 
@@ -48,14 +50,19 @@ class ServeOptions:
     warmup_steps: int
 
 
-def warm_up(handler: Handler, pool: ThreadPoolExecutor, opts: ServeOptions, logger: JsonLogger) -> None:
-    """Runs the warmup batch on every thread of a make_pool pool, so each has its tokenizer and kernels.
+def warm_up(handler: Handler, pool: ThreadPoolExecutor, opts: ServeOptions, logger: JsonLogger,
+            passes_here: bool) -> None:
+    """Runs the warmup batch on every thread of a make_pool pool, so each has its tokenizer and
+    kernels; with passes_here, the forward passes too run on each (they will, on whichever thread
+    serves the Calls stream in turn), one thread at a time, as calls will (a backend may allow
+    only one pass at a time).
 
     A barrier makes each task wait until all are running, which forces the pool to hand one
     task to each of its threads instead of letting one thread take them all.
     """
     threads = opts.workers + _SPARE_THREADS  # every thread make_pool made, spares included
     barrier = threading.Barrier(threads)
+    turn = threading.Lock() if passes_here else contextlib.nullcontext()
     batch = [_WARMUP_TEXT] * opts.warmup_batch_size
 
     def step() -> None:
@@ -72,8 +79,10 @@ def warm_up(handler: Handler, pool: ThreadPoolExecutor, opts: ServeOptions, logg
 
     def task() -> None:
         barrier.wait(timeout=60)
-        for _ in range(opts.warmup_steps):
-            step()
+        with compute_threads.on_this_thread() if passes_here else contextlib.nullcontext():
+            for _ in range(opts.warmup_steps):
+                with turn:
+                    step()
 
     started = time.perf_counter()
     for future in [pool.submit(task) for _ in range(threads)]:
@@ -92,14 +101,17 @@ class BearerAuth(grpc.ServerInterceptor):
 
     def __init__(self, secret: str) -> None:
         self._expected = f"Bearer {secret}".encode()
-        self._refuse = grpc.unary_unary_rpc_method_handler(_refuse)
 
     def intercept_service(self, continuation, handler_call_details):
-        """The method's own handler for a call with the secret, a refusal for any other."""
+        """The method's own handler for a call with the secret, a refusal of the same shape for
+        any other."""
         given = dict(handler_call_details.invocation_metadata).get("authorization", "")
         if hmac.compare_digest(given.encode(), self._expected):  # constant time: leaks no prefix
             return continuation(handler_call_details)
-        return self._refuse
+        handler = continuation(handler_call_details)
+        if handler is not None and handler.request_streaming:
+            return grpc.stream_stream_rpc_method_handler(_refuse)
+        return grpc.unary_unary_rpc_method_handler(_refuse)
 
 
 def _refuse(request, context) -> None:
@@ -146,7 +158,7 @@ def build_server(name: str, device: str, handler: Handler, pool: ThreadPoolExecu
         ("grpc.max_send_message_length", _MAX_MESSAGE),
     ])
     runner_pb2_grpc.add_RunnerServicer_to_server(
-        RunnerService(name, device, handler, logger, profile, on_device_broken), server)
+        RunnerService(name, device, handler, logger, profile, pool, on_device_broken), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     _bind_private(server, socket)
@@ -169,7 +181,7 @@ def serve(name: str, device: str, handler: Handler, opts: ServeOptions, secret: 
     # The same threads run warmup and then the calls, so warmup really reaches every thread.
     pool = make_pool(opts.workers)
     if opts.warmup:
-        warm_up(handler, pool, opts, logger)
+        warm_up(handler, pool, opts, logger, passes_here=profile.host_compute)
     # After warmup, whose calls are no one's requests.
     tracing.start(name, device, logger)
     # Caught from before binding on, so that a stop request always goes through the cleanup.

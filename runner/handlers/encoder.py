@@ -79,11 +79,12 @@ class EncoderHandler(Handler):
         # Fast tokenizers hold a Rust-side borrow while encoding, so concurrent calls on one
         # instance fail; each worker thread gets its own copy instead.
         self._local = threading.local()
-        # Every forward pass runs on this one thread. Two at once would only split the same
-        # cores (or GPU) between them, and torch's CPU kernels keep one OpenMP thread team per
-        # calling thread: passes arriving from alternating threads cost ~30% more on a small
-        # CPU. Tokenising and padding stay on the callers' threads, so with two workers the
-        # next batch is prepared while the current one computes.
+        # Every forward pass runs on this one thread, unless the runner serves calls in turn on
+        # one thread of its own (compute_threads.on_this_thread). Two at once would only split
+        # the same cores (or GPU) between them, and torch's CPU kernels keep one OpenMP thread
+        # team per calling thread: passes arriving from alternating threads cost ~30% more on a
+        # small CPU. Tokenising and padding stay on the callers' threads, so with two workers
+        # the next batch is prepared while the current one computes.
         self._compute = ThreadPoolExecutor(max_workers=1, thread_name_prefix="compute")
         self._staging = HostStaging(ctx.device)
         # Until the runner measures its device (apply_profile).
@@ -278,7 +279,7 @@ class EncoderHandler(Handler):
         with tracing.span("forward", **attributes):
             # The copy back is waited for here, off the compute thread, which meanwhile starts the
             # next call's passes.
-            for bucket, fetch in self._compute.submit(compute).result():
+            for bucket, fetch in compute_threads.run_passes(self._compute, compute):
                 for row, value in zip(bucket, fetch()):
                     out[row] = value
         return out

@@ -7,6 +7,7 @@ import os
 import stat
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import grpc
@@ -16,6 +17,7 @@ import pytest
 import torch
 
 from runner import compute_threads
+from runner.call_client import CallFailed, CallsClient
 from runner._proto import runner_pb2, runner_pb2_grpc
 from runner.errors import InputFailure, InvalidInput, OutOfDeviceMemory
 from runner.handlers.base import (DetokenizeOutput, EmbedOutput, Handler, MultiVectorOutput, ScoreOutput,
@@ -136,17 +138,28 @@ def channel(address: str, token: str = SECRET):
         yield grpc.intercept_channel(plain, Bearer(token))
 
 
+@contextmanager
+def calls(address: str, token: str = SECRET):
+    """A Calls stream that carries token as the gateway's carries the runner's secret."""
+    with grpc.insecure_channel(address) as plain:
+        client = CallsClient(plain, (("authorization", f"Bearer {token}"),))
+        try:
+            yield client
+        finally:
+            client.close()
+
+
 def call(tmp_path, capsys, fn):
-    with serving(tmp_path) as address, channel(address) as ch:
-        return fn(runner_pb2_grpc.RunnerStub(ch))
+    with serving(tmp_path) as address, calls(address) as client:
+        return fn(client)
+
+
+def embed(client: CallsClient, *texts: str, **fields):
+    return client.call("embed", runner_pb2.EmbedRequest(texts=texts), **fields)
 
 
 def test_embed_packs_little_endian_float32(tmp_path, capsys):
-    def go(stub):
-        return stub.Embed(runner_pb2.EmbedRequest(texts=["ab", "cde"]),
-                          metadata=[("x-request-id", "req-1,req-2")])
-
-    reply = call(tmp_path, capsys, go)
+    reply = call(tmp_path, capsys, lambda client: embed(client, "ab", "cde", request_ids=["req-1", "req-2"]))
     assert reply.dimensions == 3
     assert list(reply.token_counts) == [4, 5]
     vectors = np.frombuffer(reply.vectors, dtype="<f4").reshape(2, 3)
@@ -159,23 +172,23 @@ def test_embed_packs_little_endian_float32(tmp_path, capsys):
 
 
 def test_info(tmp_path, capsys):
-    reply = call(tmp_path, capsys, lambda stub: stub.Info(runner_pb2.InfoRequest()))
+    with serving(tmp_path) as address, channel(address) as ch:
+        reply = runner_pb2_grpc.RunnerStub(ch).Info(runner_pb2.InfoRequest())
     assert (reply.id, reply.dimensions, reply.max_tokens, reply.device, reply.dtype) == ("fake", 3, 8, "cpu", "float32")
     assert list(reply.capabilities) == ["text-embedding"]
     assert reply.compute_threads == torch.get_num_threads()
     assert (reply.profile.host_compute, reply.profile.concurrency, reply.profile.call_tokens) == (True, 1, 4096)
 
 
-def test_a_call_asks_for_the_threads_its_metadata_names_at_most_its_own_and_only_that_call(tmp_path):
+def test_a_call_asks_for_the_threads_it_names_at_most_its_own_and_only_that_call(tmp_path):
     handler = FakeHandler()
-    with serving(tmp_path, handler, workers=1) as address, channel(address) as ch:
-        stub = runner_pb2_grpc.RunnerStub(ch)
-        stub.Embed(runner_pb2.EmbedRequest(texts=["a"]), metadata=[("x-compute-threads", "1")])
+    with serving(tmp_path, handler, workers=1) as address, calls(address) as client:
+        embed(client, "a", compute_threads=1)
         assert handler.compute_threads == 1
-        stub.Embed(runner_pb2.EmbedRequest(texts=["a"]))
+        embed(client, "a")
         assert handler.compute_threads == 0
         # Never more than the runner started with.
-        stub.Embed(runner_pb2.EmbedRequest(texts=["a"]), metadata=[("x-compute-threads", "999")])
+        embed(client, "a", compute_threads=999)
         assert handler.compute_threads == torch.get_num_threads()
 
 
@@ -185,23 +198,57 @@ def test_a_call_asks_for_the_threads_its_metadata_names_at_most_its_own_and_only
     ("full", grpc.StatusCode.RESOURCE_EXHAUSTED, "one input of 9 tokens does not fit in the free memory of cuda:0"),
 ])
 def test_errors_map_to_status_codes_without_leaking(tmp_path, capsys, text, code, detail):
-    def go(stub):
-        with pytest.raises(grpc.RpcError) as info:
-            stub.Embed(runner_pb2.EmbedRequest(texts=[text]))
+    def go(client):
+        with pytest.raises(CallFailed) as info:
+            embed(client, text)
+        # The stream goes on serving.
+        assert embed(client, "ab").dimensions == 3
         return info.value
 
     err = call(tmp_path, capsys, go)
-    assert err.code() == code
-    assert err.details() == detail
-    assert "secret" not in err.details()
+    assert err.code == code
+    assert err.message == detail
+    assert "secret" not in err.message
+
+
+def test_a_call_whose_deadline_passed_before_it_started_is_not_computed(tmp_path):
+    handler = FakeHandler()
+    with serving(tmp_path, handler) as address, calls(address) as client:
+        with pytest.raises(CallFailed) as info:
+            client.send("embed", runner_pb2.EmbedRequest(texts=["a"]), timeout=-1).result(10)
+        assert embed(client, "b").dimensions == 3
+    assert info.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert handler.calls == 1
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda:0"])
+def test_calls_are_answered_on_the_streams_own_thread_on_a_cpu_and_on_pool_threads_on_a_gpu(tmp_path, device):
+    """On a CPU the thread that reads a call computes it, passes included: no hand-off."""
+    passes_on = set()
+
+    class Passing(FakeHandler):
+        def embed(self, texts, opts):
+            compute_threads.run_passes(pool, lambda: passes_on.add(threading.get_ident()))
+            time.sleep(0.05)  # so that on a GPU the next call starts on another thread
+            return super().embed(texts, opts)
+
+    handler = Passing()
+    with ThreadPoolExecutor(max_workers=1) as pool, serving(tmp_path, handler, workers=2, device=device) as address, \
+            calls(address) as client:
+        assert all(f.result(10).dimensions == 3 for f in [client.send("embed", runner_pb2.EmbedRequest(texts=["x"]))
+                                                          for _ in range(4)])
+    if device == "cpu":  # one thread read, computed and ran the passes of every call
+        assert len(handler.threads) == 1 and passes_on == handler.threads
+    else:  # calls overlapped on several threads; passes ran on the compute thread (pool's one)
+        assert len(handler.threads) > 1 and len(passes_on) == 1 and passes_on.isdisjoint(handler.threads)
 
 
 def test_warmup_reaches_every_thread(capsys):
     handler = FakeHandler()
     opts = ServeOptions(socket="unused", workers=3, warmup=True, warmup_batch_size=2, warmup_steps=2)
     with make_pool(opts.workers) as pool:
-        warm_up(handler, pool, opts, JsonLogger("info", model="fake"))
-    threads = 3 + 2  # workers plus the spares that keep health checks answered
+        warm_up(handler, pool, opts, JsonLogger("info", model="fake"), passes_here=True)
+    threads = 3 + 3  # workers plus the spares: the Calls stream's and two for health checks
     assert len(handler.threads) == threads
     assert handler.calls == 2 * threads
     assert '"msg": "warmup_ok"' in capsys.readouterr().out
@@ -227,10 +274,9 @@ def test_calls_take_turns_on_a_cpu_and_overlap_on_a_gpu(tmp_path, device, most_a
                 now[0] -= 1
             return super().embed(texts, opts)
 
-    with serving(tmp_path, Counting(), workers=2, device=device) as address, channel(address) as ch:
-        stub = runner_pb2_grpc.RunnerStub(ch)
-        calls = [stub.Embed.future(runner_pb2.EmbedRequest(texts=["x"])) for _ in range(2)]
-        assert all(c.result(timeout=10).dimensions == 3 for c in calls)
+    with serving(tmp_path, Counting(), workers=2, device=device) as address, calls(address) as client:
+        sent = [client.send("embed", runner_pb2.EmbedRequest(texts=["x"])) for _ in range(2)]
+        assert all(c.result(timeout=10).dimensions == 3 for c in sent)
     assert most[0] == most_at_once
 
 
@@ -244,8 +290,8 @@ def test_health_is_answered_while_every_worker_is_busy(tmp_path):
             return super().embed(texts, opts)
 
     try:
-        with serving(tmp_path, Slow(), workers=1) as address, channel(address) as ch:
-            busy = runner_pb2_grpc.RunnerStub(ch).Embed.future(runner_pb2.EmbedRequest(texts=["x"]))
+        with serving(tmp_path, Slow(), workers=1) as address, channel(address) as ch, calls(address) as client:
+            busy = client.send("embed", runner_pb2.EmbedRequest(texts=["x"]))
             time.sleep(0.2)
             status = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=2)
             assert status.status == health_pb2.HealthCheckResponse.SERVING
@@ -257,7 +303,7 @@ def test_health_is_answered_while_every_worker_is_busy(tmp_path):
 
 
 def test_failed_inputs_get_placeholder_rows_and_the_call_succeeds(tmp_path, capsys):
-    reply = call(tmp_path, capsys, lambda stub: stub.Embed(runner_pb2.EmbedRequest(texts=["ab", TOO_LONG, "c"])))
+    reply = call(tmp_path, capsys, lambda client: embed(client, "ab", TOO_LONG, "c"))
     assert list(reply.errors) == [runner_pb2.InputError(index=1, message=refused(1).message, code="input_too_long")]
     vectors = np.frombuffer(reply.vectors, dtype="<f4").reshape(3, 3)
     assert vectors.tolist() == [[2, 0, -1.5], [0, 0, 0], [1, 2, -1.5]]
@@ -266,29 +312,29 @@ def test_failed_inputs_get_placeholder_rows_and_the_call_succeeds(tmp_path, caps
     assert batch["failed"] == 1
 
 
-@pytest.mark.parametrize("rpc, message, rows", [
-    ("Embed", runner_pb2.EmbedRequest(texts=["a", "b", TOO_LONG], kind=runner_pb2.SPARSE),
+@pytest.mark.parametrize("kind, message, rows", [
+    ("embed", runner_pb2.EmbedRequest(texts=["a", "b", TOO_LONG], kind=runner_pb2.SPARSE),
      lambda r: [len(v.indices) for v in r.sparse]),
-    ("Embed", runner_pb2.EmbedRequest(texts=["a", "b", TOO_LONG], kind=runner_pb2.MULTI_VECTOR),
+    ("embed", runner_pb2.EmbedRequest(texts=["a", "b", TOO_LONG], kind=runner_pb2.MULTI_VECTOR),
      lambda r: list(r.vector_counts)),
-    ("Rerank", runner_pb2.RerankRequest(query="q", documents=["a", "b", TOO_LONG]),
+    ("rerank", runner_pb2.RerankRequest(query="q", documents=["a", "b", TOO_LONG]),
      lambda r: [bool(s) for s in r.scores]),
-    ("Tokenize", runner_pb2.TokenizeRequest(texts=["a", "b", TOO_LONG]),
+    ("tokenize", runner_pb2.TokenizeRequest(texts=["a", "b", TOO_LONG]),
      lambda r: [len(t.tokens) for t in r.texts]),
-    ("Detokenize", runner_pb2.DetokenizeRequest(sequences=[runner_pb2.TokenIds(ids=s) for s in ([1], [2, 3], [99])]),
+    ("detokenize", runner_pb2.DetokenizeRequest(sequences=[runner_pb2.TokenIds(ids=s) for s in ([1], [2, 3], [99])]),
      lambda r: list(r.texts)),
 ], ids=["sparse", "multi-vector", "rerank", "tokenize", "detokenize"])
-def test_every_call_lists_its_failed_inputs(tmp_path, capsys, rpc, message, rows):
-    handler_says = {"Detokenize": ("has token id 99, outside this model's vocabulary of 10", "invalid_token_ids")}
-    reply = call(tmp_path, capsys, lambda stub: getattr(stub, rpc)(message))
-    want = handler_says.get(rpc, (refused(2).message, "input_too_long"))
+def test_every_call_lists_its_failed_inputs(tmp_path, capsys, kind, message, rows):
+    handler_says = {"detokenize": ("has token id 99, outside this model's vocabulary of 10", "invalid_token_ids")}
+    reply = call(tmp_path, capsys, lambda client: client.call(kind, message))
+    want = handler_says.get(kind, (refused(2).message, "input_too_long"))
     assert [(e.index, e.message, e.code) for e in reply.errors] == [(2, *want)]
     assert len(rows(reply)) == 3 and not rows(reply)[2] and all(rows(reply)[:2])
 
 
 def test_multi_vector_with_every_input_failed_keeps_its_width(tmp_path, capsys):
-    reply = call(tmp_path, capsys, lambda stub: stub.Embed(
-        runner_pb2.EmbedRequest(texts=[TOO_LONG, TOO_LONG], kind=runner_pb2.MULTI_VECTOR)))
+    reply = call(tmp_path, capsys, lambda client: client.call(
+        "embed", runner_pb2.EmbedRequest(texts=[TOO_LONG, TOO_LONG], kind=runner_pb2.MULTI_VECTOR)))
     assert (reply.vectors, reply.dimensions, list(reply.vector_counts)) == (b"", 3, [0, 0])
     assert [e.index for e in reply.errors] == [0, 1]
 
@@ -304,6 +350,10 @@ def test_calls_without_the_secret_are_refused(tmp_path, token):
                     rpc()
                 assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
                 assert SECRET not in info.value.details()
+        client = CallsClient(grpc.insecure_channel(address), (("authorization", f"Bearer {token}"),))
+        with pytest.raises(CallFailed) as refused_call:
+            embed(client, "a")
+        assert refused_call.value.code == grpc.StatusCode.UNAUTHENTICATED
 
 
 def test_the_secret_without_bearer_is_refused(tmp_path):
@@ -383,15 +433,14 @@ def test_a_broken_device_fails_the_call_as_unavailable_and_stops_the_runner(tmp_
                 raise error
             return super().embed(texts, opts)
 
-    with serving(tmp_path, Breaking(), on_device_broken=broken.set) as address, channel(address) as ch:
-        stub = runner_pb2_grpc.RunnerStub(ch)
-        assert stub.Embed(runner_pb2.EmbedRequest(texts=["ok"])).dimensions == 3
+    with serving(tmp_path, Breaking(), on_device_broken=broken.set) as address, calls(address) as client:
+        assert embed(client, "ok").dimensions == 3
         assert not broken.is_set()
-        with pytest.raises(grpc.RpcError) as info:
-            stub.Embed(runner_pb2.EmbedRequest(texts=["sticky"]))
+        with pytest.raises(CallFailed) as info:
+            embed(client, "sticky")
     # UNAVAILABLE is what the gateway answers with 503 and a retry, as for a crashed runner.
-    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
-    assert "CUDA" not in info.value.details()
+    assert info.value.code == grpc.StatusCode.UNAVAILABLE
+    assert "CUDA" not in info.value.message
     assert broken.is_set()
     assert '"msg": "device_broken"' in capsys.readouterr().out
 
@@ -410,10 +459,10 @@ def test_other_errors_leave_the_runner_serving(tmp_path, error, code):
         def embed(self, texts, opts):
             raise error
 
-    with serving(tmp_path, Failing(), on_device_broken=broken.set) as address, channel(address) as ch:
-        with pytest.raises(grpc.RpcError) as info:
-            runner_pb2_grpc.RunnerStub(ch).Embed(runner_pb2.EmbedRequest(texts=["x"]))
-    assert info.value.code() == code
+    with serving(tmp_path, Failing(), on_device_broken=broken.set) as address, calls(address) as client:
+        with pytest.raises(CallFailed) as info:
+            embed(client, "x")
+    assert info.value.code == code
     assert not broken.is_set()
 
 
@@ -429,8 +478,8 @@ def test_a_runner_whose_device_broke_stops_with_its_own_exit_status(tmp_path, mo
     deadline = time.monotonic() + 10
     while not socket_path(address).exists() and time.monotonic() < deadline:
         time.sleep(0.01)
-    with channel(address) as ch, pytest.raises(grpc.RpcError):
-        runner_pb2_grpc.RunnerStub(ch).Embed(runner_pb2.EmbedRequest(texts=["sticky"]))
+    with calls(address) as client, pytest.raises(CallFailed):
+        embed(client, "sticky")
     thread.join(timeout=10)
     assert status == [server_module.EXIT_DEVICE_BROKEN]
     assert not socket_path(address).exists()

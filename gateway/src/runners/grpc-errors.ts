@@ -1,8 +1,9 @@
 import { status as Status, type ServiceError } from '@grpc/grpc-js';
 import { ApiError } from '../errors.ts';
 
-/** gRPC status of a runner call → the project's error taxonomy; the only place this lives. */
-export function fromGrpcError(err: ServiceError, model: string): ApiError {
+/** gRPC status of a runner call (or a CallError's, which carries one) → the project's error
+ * taxonomy; the only place this lives. */
+export function fromGrpcError(err: Pick<ServiceError, 'code' | 'details'>, model: string): ApiError {
   switch (err.code) {
     case Status.INVALID_ARGUMENT:
     case Status.OUT_OF_RANGE:

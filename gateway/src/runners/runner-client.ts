@@ -13,7 +13,10 @@ import type { RunnerClient as GeneratedRunnerClient } from '../generated/edgeemb
 import type { TokenizeResponse__Output } from '../generated/edgeembed/runner/v1/TokenizeResponse.ts';
 import type { ClassifyText } from '../services/call-specs.ts';
 import type { HealthClient } from '../generated/grpc/health/v1/Health.ts';
+import type { Call } from '../generated/edgeembed/runner/v1/Call.ts';
+import type { CallResult__Output } from '../generated/edgeembed/runner/v1/CallResult.ts';
 import { clientSpan } from '../tracing/spans.ts';
+import { CallStream, type CallFields, type CallKind } from './call-stream.ts';
 import { fromGrpcError } from './grpc-errors.ts';
 import { HealthClientCtor, RunnerClientCtor } from './proto.ts';
 
@@ -38,7 +41,7 @@ export type RerankCallOptions = Omit<RerankRequest, 'query' | 'documents'>;
 /** Classify's options, as the proto names them. */
 export type ClassifyCallOptions = Omit<ClassifyRequest, 'inputs'>;
 
-/** What travels with a computing call besides its inputs, as gRPC metadata. */
+/** What travels with a computing call besides its inputs, in its Call message. */
 export interface CallMeta {
   /** Request ids of the batch, so that runner logs can name them. */
   requestIds: string[];
@@ -62,6 +65,7 @@ export class RunnerClient {
   readonly #health: HealthClient;
   readonly #callTimeoutMs: number;
   readonly #secret: string;
+  readonly #calls: CallStream;
 
   /** callTimeoutMs bounds every call, so a runner stuck in a forward pass cannot hang requests. */
   constructor(model: string, address: string, secret: string, callTimeoutMs: number) {
@@ -78,48 +82,35 @@ export class RunnerClient {
     };
     this.#runner = new RunnerClientCtor(address, grpc.credentials.createInsecure(), options);
     this.#health = new HealthClientCtor(address, grpc.credentials.createInsecure(), options);
+    this.#calls = new CallStream(this.#runner, () => this.#metadata(), model);
   }
 
   /** Embeds texts, or sequences of the model's own token ids. */
-  embed(inputs: string[] | number[][], options: EmbedCallOptions, meta: CallMeta): Promise<EmbedReply> {
+  async embed(inputs: string[] | number[][], options: EmbedCallOptions, meta: CallMeta): Promise<EmbedReply> {
     const payload = typeof inputs[0] === 'string' ? { texts: inputs as string[] } : { token_ids: (inputs as number[][]).map((ids) => ({ ids })) };
-    return this.#traced('Embed', meta, (metadata) => new Promise((resolve, reject) => {
-      this.#runner.Embed({ ...payload, ...options }, metadata, this.#deadline(), (err, reply) =>
-        err ? reject(fromGrpcError(err, this.#model)) : resolve(reply!));
-    }));
+    return (await this.#call('Embed', 'embed', { ...payload, ...options }, meta)).embed!;
   }
 
   /** Scores documents against a query. */
-  rerank(query: string, documents: string[], options: RerankCallOptions, meta: CallMeta): Promise<RerankReply> {
-    return this.#traced('Rerank', meta, (metadata) => new Promise((resolve, reject) => {
-      this.#runner.Rerank({ query, documents, ...options }, metadata, this.#deadline(), (err, reply) =>
-        err ? reject(fromGrpcError(err, this.#model)) : resolve(reply!));
-    }));
+  async rerank(query: string, documents: string[], options: RerankCallOptions, meta: CallMeta): Promise<RerankReply> {
+    return (await this.#call('Rerank', 'rerank', { query, documents, ...options }, meta)).rerank!;
   }
 
   /** Scores every label of a classifier for each text or (text, text_pair) pair. */
-  classify(inputs: ClassifyText[], options: ClassifyCallOptions, meta: CallMeta): Promise<ClassifyReply> {
+  async classify(inputs: ClassifyText[], options: ClassifyCallOptions, meta: CallMeta): Promise<ClassifyReply> {
     const payload = inputs.map((x) => (typeof x === 'string' ? { text: x } : { text: x[0], text_pair: x[1] }));
-    return this.#traced('Classify', meta, (metadata) => new Promise((resolve, reject) => {
-      this.#runner.Classify({ inputs: payload, ...options }, metadata, this.#deadline(), (err, reply) =>
-        err ? reject(fromGrpcError(err, this.#model)) : resolve(reply!));
-    }));
+    return (await this.#call('Classify', 'classify', { inputs: payload, ...options }, meta)).classify!;
   }
 
   /** The model's own tokenisation of each text. */
-  tokenize(texts: string[], addSpecialTokens: boolean, meta: CallMeta): Promise<TokenizeReply> {
-    return this.#traced('Tokenize', meta, (metadata) => new Promise((resolve, reject) => {
-      this.#runner.Tokenize({ texts, add_special_tokens: addSpecialTokens }, metadata, this.#deadline(), (err, reply) =>
-        err ? reject(fromGrpcError(err, this.#model)) : resolve(reply!));
-    }));
+  async tokenize(texts: string[], addSpecialTokens: boolean, meta: CallMeta): Promise<TokenizeReply> {
+    return (await this.#call('Tokenize', 'tokenize', { texts, add_special_tokens: addSpecialTokens }, meta)).tokenize!;
   }
 
   /** Text for each sequence of token ids. */
-  detokenize(sequences: number[][], skipSpecialTokens: boolean, meta: CallMeta): Promise<DetokenizeReply> {
-    return this.#traced('Detokenize', meta, (metadata) => new Promise((resolve, reject) => {
-      this.#runner.Detokenize({ sequences: sequences.map((ids) => ({ ids })), skip_special_tokens: skipSpecialTokens },
-        metadata, this.#deadline(), (err, reply) => (err ? reject(fromGrpcError(err, this.#model)) : resolve(reply!)));
-    }));
+  async detokenize(sequences: number[][], skipSpecialTokens: boolean, meta: CallMeta): Promise<DetokenizeReply> {
+    const body = { sequences: sequences.map((ids) => ({ ids })), skip_special_tokens: skipSpecialTokens };
+    return (await this.#call('Detokenize', 'detokenize', body, meta)).detokenize!;
   }
 
   /** The model's static facts. */
@@ -140,33 +131,26 @@ export class RunnerClient {
     });
   }
 
-  /** A computing call, in a client span when the batch is traced; the span's context travels as metadata. */
-  #traced<T>(method: string, meta: CallMeta, call: (metadata: grpc.Metadata) => Promise<T>): Promise<T> {
-    if (!meta.trace) return call(this.#metadata(meta));
+  /** A computing call on the Calls stream, in a client span when the batch is traced; the span's
+   *  context travels with the call. */
+  #call<K extends CallKind>(method: string, kind: K, body: NonNullable<Call[K]>, meta: CallMeta): Promise<CallResult__Output> {
+    const fields: CallFields = { request_ids: meta.requestIds, trace_ids: meta.traceIds ?? [], compute_threads: meta.threads };
+    if (!meta.trace) return this.#calls.call(kind, body, fields, this.#callTimeoutMs);
     const attributes = { 'rpc.system': 'grpc', 'rpc.service': 'edgeembed.runner.v1.Runner', 'rpc.method': method };
-    return clientSpan(meta.trace, `edgeembed.runner.v1.Runner/${method}`, attributes, (headers) => {
-      const metadata = this.#metadata(meta);
-      for (const [key, value] of Object.entries(headers)) metadata.set(key, value);
-      return call(metadata);
-    });
+    return clientSpan(meta.trace, `edgeembed.runner.v1.Runner/${method}`, attributes, (headers) =>
+      this.#calls.call(kind, body, { ...fields, trace_context: headers }, this.#callTimeoutMs));
   }
 
-  #deadline(): grpc.CallOptions {
-    return { deadline: Date.now() + this.#callTimeoutMs };
-  }
-
-  /** The secret, and what a computing call carries besides its inputs. */
-  #metadata(meta?: CallMeta): grpc.Metadata {
+  /** The secret every call, the Calls stream included, carries. */
+  #metadata(): grpc.Metadata {
     const metadata = new grpc.Metadata();
     metadata.set('authorization', `Bearer ${this.#secret}`);
-    if (meta?.requestIds.length) metadata.set('x-request-id', meta.requestIds.join(','));
-    if (meta?.traceIds?.length) metadata.set('x-trace-id', meta.traceIds.join(','));
-    if (meta?.threads) metadata.set('x-compute-threads', String(meta.threads));
     return metadata;
   }
 
-  /** Closes both channels. */
+  /** Ends the Calls stream and closes both channels. */
   close(): void {
+    this.#calls.close();
     this.#runner.close();
     this.#health.close();
   }

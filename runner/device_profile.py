@@ -18,6 +18,7 @@ from typing import Callable
 
 import torch
 
+from . import compute_threads
 from .errors import ConfigError
 
 #: What one more forward pass costs, in padded tokens, where nothing was measured: MiniLM on a
@@ -67,14 +68,25 @@ class DeviceProfile:
     call_tokens: int
     #: How long measuring took.
     measured_seconds: float
+    #: A pass of at most this many padded tokens that starts after the runner idled IDLE_S runs on
+    #: one thread (0: none). Idle threads of a team go to sleep, and waking them costs a lone short
+    #: text more than its pass: 13.8 ms against 1.2 ms warm on the 2-core VM (the performance docs
+    #: have the measurement).
+    single_thread_tokens: int = 0
 
     def fields(self) -> dict:
         """The profile as plain numbers, for Info and the log line."""
         return dict(self.__dict__)
 
 
-#: Times one forward pass of `rows` rows of `width` tokens, synchronised: seconds.
-TimePass = Callable[[int, int], float]
+#: Times one forward pass of `rows` rows of `width` tokens, synchronised, on `threads` CPU threads
+#: (0: as many as the runner has): seconds.
+TimePass = Callable[..., float]
+#: Widths of a lone text at which one thread is weighed against all of them after idling.
+_SINGLE_THREAD_WIDTHS = (16, 64, 256)
+#: Seconds without a pass after which a pass counts as starting on an idle runner: what the
+#: measurement idles for, and about the gap between requests of one client thinking in between.
+IDLE_S = 0.05
 
 
 def measure(time_pass: TimePass, device: torch.device, max_tokens: int, max_pass_tokens: int) -> DeviceProfile:
@@ -98,8 +110,27 @@ def measure(time_pass: TimePass, device: torch.device, max_tokens: int, max_pass
     for _ in range(_REPEATS):
         small = min(small, time_pass(1, small_width))
         large = min(large, time_pass(rows, width))
-    return derive(small, small_width, large, rows * width, _host_compute(device), max_pass_tokens,
-                  time.perf_counter() - started)
+    host = _host_compute(device)
+    single = _single_thread_tokens(time_pass, max_tokens) if host and compute_threads.alone() > 1 else 0
+    return derive(small, small_width, large, rows * width, host, max_pass_tokens,
+                  time.perf_counter() - started, single)
+
+
+def _single_thread_tokens(time_pass: TimePass, max_tokens: int, idle_s: float = IDLE_S) -> int:
+    """The widest lone text whose pass one thread computes no slower than all of them when the
+    runner has idled idle_s; 0 if none."""
+    best = 0
+    for width in sorted({min(w, max_tokens) for w in _SINGLE_THREAD_WIDTHS}):
+        one, every = float("inf"), float("inf")
+        for _ in range(_REPEATS):
+            time.sleep(idle_s)
+            one = min(one, time_pass(1, width, threads=1))
+            time.sleep(idle_s)
+            every = min(every, time_pass(1, width))
+        if one > every:
+            break
+        best = width
+    return best
 
 
 def profile_handler(handler, device: torch.device, max_pass_tokens: int) -> DeviceProfile:
@@ -136,7 +167,7 @@ def _concurrency(host_compute: bool) -> int:
 
 
 def derive(small_s: float, small_tokens: int, large_s: float, large_tokens: int, host_compute: bool,
-           max_pass_tokens: int, measured_seconds: float = 0.0) -> DeviceProfile:
+           max_pass_tokens: int, measured_seconds: float = 0.0, single_thread_tokens: int = 0) -> DeviceProfile:
     """The profile that two timed passes imply.
 
     Where the large pass was no slower per extra token than noise allows (a slope of zero or less),
@@ -165,6 +196,7 @@ def derive(small_s: float, small_tokens: int, large_s: float, large_tokens: int,
         concurrency=_concurrency(host_compute),
         call_tokens=min(max(call, _CALL_TOKENS[0]), _CALL_TOKENS[1]),
         measured_seconds=round(measured_seconds, 3),
+        single_thread_tokens=single_thread_tokens,
     )
 
 

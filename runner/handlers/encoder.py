@@ -16,7 +16,7 @@ import torch
 
 from .. import compute_threads, tracing
 from ..device import out_of_memory, release_memory, synchronize
-from ..device_profile import UNMEASURED_OVERHEAD_TOKENS, DeviceProfile
+from ..device_profile import IDLE_S, UNMEASURED_OVERHEAD_TOKENS, DeviceProfile
 from ..errors import (EMPTY_INPUT, INVALID_TOKEN_IDS, ConfigError, InputFailure, InvalidInput, OutOfDeviceMemory,
                       too_long)
 from ..host_staging import HostStaging
@@ -90,6 +90,9 @@ class EncoderHandler(Handler):
         # Until the runner measures its device (apply_profile).
         self._overhead_tokens = UNMEASURED_OVERHEAD_TOKENS
         self._width_multiple = 1
+        self._single_thread_tokens = 0
+        self._threads_alone = compute_threads.alone()
+        self._last_pass = 0.0  # time.monotonic() when the compute thread last finished a pass
 
     #: Set by handlers whose forward passes call `self._model(**features)` and read one tensor of
     #: the answer (`encoder_output`): the folder of that model's weights. Another backend's model
@@ -124,15 +127,18 @@ class EncoderHandler(Handler):
         """Cuts and pads every later call as the measured cost of a pass says is cheapest."""
         self._overhead_tokens = profile.overhead_tokens
         self._width_multiple = profile.width_multiple
+        self._single_thread_tokens = profile.single_thread_tokens
 
-    def time_pass(self, rows: int, width: int) -> float:
+    def time_pass(self, rows: int, width: int, threads: int = 0) -> float:
         """Seconds one forward pass of the model takes on rows rows of width real tokens, timed on
-        the compute thread (whose thread team serves every pass) and synchronised with the device."""
+        the compute thread (whose thread team serves every pass) and synchronised with the device,
+        on threads CPU threads (0: the runner's own count)."""
         ids = self._profile_ids(width)
         batch = Tokenized([ids] * rows, [[0] * width] * rows if self._uses_types() else None)
         [features] = self._staging.to_device([self._pad(list(range(rows)), batch, 0, "right")])
 
         def timed() -> float:
+            compute_threads.apply(threads or self._threads_alone)
             with torch.inference_mode():
                 synchronize(self.device)
                 started = time.perf_counter()
@@ -265,10 +271,16 @@ class EncoderHandler(Handler):
         threads = compute_threads.requested()
 
         def compute() -> list[tuple[list[int], Callable[[], Any]]]:
-            compute_threads.apply(threads)
             with torch.inference_mode():
-                parts = [part for bucket, features in zip(buckets, padded)
-                         for part in self._forward_fitting(forward, bucket, features)]
+                parts = []
+                for bucket, features in zip(buckets, padded):
+                    # After idling, a short pass runs alone rather than wait for sleeping threads
+                    # to wake, where the device profile measured that faster.
+                    idle = time.monotonic() - self._last_pass >= IDLE_S
+                    alone = idle and features["input_ids"].numel() <= self._single_thread_tokens
+                    compute_threads.apply(1 if alone else threads or self._threads_alone)
+                    parts += self._forward_fitting(forward, bucket, features)
+                    self._last_pass = time.monotonic()
                 if parts and isinstance(parts[0][1], torch.Tensor):
                     order = [row for bucket, _ in parts for row in bucket]
                     return [(order, self._staging.from_device(torch.cat([values.float() for _, values in parts])))]

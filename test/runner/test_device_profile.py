@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from runner.device import device_broken, out_of_memory
+from runner import device_profile
 from runner.device_profile import derive, measure, warm_shapes
 from runner.errors import OutOfDeviceMemory
 from runner.handlers.base import EmbedOptions
@@ -16,13 +17,38 @@ TEXTS = ["short", "a somewhat longer text with more words in it", "mid length te
          "the longest text of them all, so that the buckets differ in width and in rows " * 3, "x", "two words"]
 
 
-def linear(fixed_s: float, token_s: float, passes: list | None = None):
-    """A device whose pass costs fixed_s plus token_s per padded token, recording each shape."""
-    def time_pass(rows: int, width: int) -> float:
+def linear(fixed_s: float, token_s: float, passes: list | None = None, one_thread_token_s: float | None = None):
+    """A device whose pass costs fixed_s plus token_s per padded token (one_thread_token_s on one
+    thread, the same by default), recording each shape."""
+    def time_pass(rows: int, width: int, threads: int = 0) -> float:
         if passes is not None:
             passes.append((rows, width))
-        return fixed_s + token_s * rows * width
+        per_token = one_thread_token_s if threads == 1 and one_thread_token_s is not None else token_s
+        return fixed_s + per_token * rows * width
     return time_pass
+
+
+@pytest.mark.parametrize("one_thread_token_s, cores, tokens", [
+    (15e-6, 2, 64),    # one thread is slower per token, but its lower fixed cost makes up for it up to 64
+    (10e-6, 2, 256),   # as fast per token: no slower at any width weighed
+    (200e-6, 2, 0),    # slower even for the shortest text
+    (10e-6, 1, 0),     # a host with one thread has nothing to weigh
+])
+def test_lone_short_texts_run_on_one_thread_where_it_is_no_slower(monkeypatch, one_thread_token_s, cores, tokens):
+    monkeypatch.setattr(device_profile.compute_threads, "alone", lambda: cores)
+    monkeypatch.setattr(device_profile.time, "sleep", lambda _: None)
+    # All threads: 1 ms and 10 us a token; one thread's per-token cost as given, its fixed cost
+    # 0.5 ms less (no team to wake), so that one thread wins where tokens are few.
+    def time_pass(rows: int, width: int, threads: int = 0) -> float:
+        if threads == 1:
+            return 0.0005 + one_thread_token_s * rows * width
+        return 0.001 + 10e-6 * rows * width
+
+    assert measure(time_pass, torch.device("cpu"), 512, 16384).single_thread_tokens == tokens
+
+
+def test_an_accelerator_weighs_no_host_threads():
+    assert measure(linear(0.006, 2e-6, one_thread_token_s=0), torch.device("cuda:0"), 512, 16384).single_thread_tokens == 0
 
 
 def test_a_cpu_like_device_gets_many_exact_passes_and_takes_turns():

@@ -161,6 +161,8 @@ class Runner:
             self._channel = grpc.insecure_channel(self.address, options=[
                 ("grpc.max_receive_message_length", _MAX_MESSAGE), ("grpc.max_send_message_length", _MAX_MESSAGE)])
             self._stub = runner_pb2_grpc.RunnerStub(self._channel)
+            # One Calls stream, as the gateway keeps: every stream holds one of the runner's threads.
+            self._calls = CallsClient(self._channel, self.metadata)
         try:
             reply = health_pb2_grpc.HealthStub(self._channel).Check(
                 health_pb2.HealthCheckRequest(service=""), timeout=2, metadata=self.metadata)
@@ -173,8 +175,6 @@ class Runner:
         return MessageToDict(reply, preserving_proto_field_name=True)
 
     def embed(self, texts: list[str], timeout: float = 60) -> np.ndarray:
-        if self._calls is None:
-            self._calls = CallsClient(self._channel, self.metadata)
         reply = self._calls.call("embed", runner_pb2.EmbedRequest(texts=texts), timeout=timeout)
         if reply.errors:
             raise RuntimeError(f"{len(reply.errors)} inputs failed, first: {reply.errors[0].message}")

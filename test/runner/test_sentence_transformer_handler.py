@@ -84,8 +84,10 @@ def test_forward_passes_use_the_threads_the_call_asked_for(handler):
         with compute_threads.requested_for_call(1):
             handler.embed(["one thread"], EmbedOptions())
         assert compute_thread_count() == 1
-        handler.embed(["no request leaves it"], EmbedOptions())
-        assert compute_thread_count() == 1
+        handler.embed(["no request: the runner's own count"], EmbedOptions())
+        assert compute_thread_count() == alone
+        with compute_threads.requested_for_call(1):
+            handler.embed(["one thread"], EmbedOptions())
         with compute_threads.requested_for_call(alone):
             handler.embed(["all of them again"], EmbedOptions())
         assert compute_thread_count() == alone

@@ -17,16 +17,16 @@ thread that serves them is already always the same one, and it runs the passes i
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from contextlib import contextmanager
 from contextvars import ContextVar
-from concurrent.futures import Executor
 from typing import Callable, Iterator, TypeVar
 
 import torch
 
 _requested: ContextVar[int] = ContextVar("compute_threads", default=0)
 _here: ContextVar[bool] = ContextVar("passes_here", default=False)
-T = TypeVar("T")
+_T = TypeVar("_T")
 
 
 @contextmanager
@@ -67,6 +67,6 @@ def on_this_thread() -> Iterator[None]:
         _here.reset(token)
 
 
-def run_passes(compute_thread: Executor, passes: Callable[[], T]) -> T:
+def run_passes(compute_thread: Executor, passes: Callable[[], _T]) -> _T:
     """passes' result, computed here within on_this_thread, else on compute_thread."""
     return passes() if _here.get() else compute_thread.submit(passes).result()

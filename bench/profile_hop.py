@@ -108,7 +108,7 @@ def main() -> int:
         conn = http.client.HTTPConnection(*url.removeprefix("http://").split(":"), timeout=30)
 
         def send(i: int) -> None:
-            body = json.dumps({"model": env.get("MODEL_NAME", MODEL), "input": f"a short text, number {i}",
+            body = json.dumps({"model": MODEL, "input": f"a short text, number {i}",
                                "encoding_format": "base64"})
             conn.request("POST", "/v1/embeddings", body, {"content-type": "application/json"})
             res = conn.getresponse()

@@ -31,7 +31,7 @@ _T = TypeVar("_T")
 
 @contextmanager
 def requested_for_call(threads: int) -> Iterator[None]:
-    """Makes threads (0: leave as it is) what forward passes started within this call use."""
+    """Makes threads (0: the runner's own count) what forward passes started within this call use."""
     token = _requested.set(threads)
     try:
         yield

@@ -47,7 +47,7 @@ export interface CallMeta {
   requestIds: string[];
   /** Trace ids of the batch's requests, for the runner's log lines (sent whether or not tracing is on). */
   traceIds?: string[];
-  /** CPU threads the call's forward passes may use (see cpu-share.ts); 0 leaves the runner's count alone. */
+  /** CPU threads the call's forward passes may use (see cpu-share.ts); 0: the runner's own count. */
   threads: number;
   /** The batch span the call belongs to; its traceparent goes to the runner. Undefined while tracing is off. */
   trace?: Context;

@@ -67,6 +67,14 @@ def recover(server: Server, old_pid: int, timeout: float) -> float | None:
     return time.monotonic() - started if wait_until(back, timeout, 0.05) else None
 
 
+def runner_restarts(body: object) -> int | None:
+    """The restart count /health gives for the model's first runner; None if the body has none."""
+    try:
+        return body["models"][MODEL]["runners"][0]["restarts"]  # type: ignore[index]
+    except (KeyError, IndexError, TypeError):
+        return None
+
+
 def run(ctx: Context) -> list[Row]:
     """Kills at a fixed cadence; each recovery is timed from the SIGKILL."""
     name = "runner_kill"
@@ -91,7 +99,7 @@ def run(ctx: Context) -> list[Row]:
             wait_until(lambda: traffic.ok_since(round_start + took), 20, 0.1)
             time.sleep(max(0.0, cadence - (time.monotonic() - round_start)))
         health = server.health()
-        restarts = health[1]["models"][MODEL][0].get("restarts") if isinstance(health[1], dict) and "models" in health[1] else None
+        restarts = runner_restarts(health[1])
     statuses = [s for _, s, _ in traffic.outcomes]
     unexpected = [s for s in statuses if s not in (200, 503)]
     slow_503 = [t for _, s, t in traffic.outcomes if s == 503 and t > 10]

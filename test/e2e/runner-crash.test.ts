@@ -82,6 +82,40 @@ describe('a runner killed with SIGKILL under load', () => {
   });
 });
 
+describe('a runner stopped with SIGSTOP', () => {
+  it('fails its call at the deadline, sends it nothing more until it answers a probe, and takes it back when it does', async () => {
+    // One call at a time, so the second request waits in the gateway while the first is stuck.
+    const server = await startServer({ EMBEDDING_CACHE_SIZE: '0', RUNNER_CALL_TIMEOUT_S: '2', MAX_CONCURRENT: '1' });
+    const [pid] = runnerPids(server);
+    try {
+      const long = Array.from({ length: 256 }, (_, i) => `${i} ${PASSAGE.repeat(6)}`);
+      const first = embed(server, long);
+      await new Promise((r) => setTimeout(r, 100));
+      process.kill(pid!, 'SIGSTOP');
+      const second = embed(server, ['queued behind the stuck call']);
+      const [a, b] = await Promise.all([first, second]);
+      // Both are told to retry; only the first call reached the runner and timed out, the queued
+      // request failed on the probe's silence instead of waiting out a deadline of its own.
+      expect([a.status, b.status]).toEqual([503, 503]);
+      expect(b.body.error.code).toBe('model_unavailable');
+      expect(logLines(server, 'runner_call_timed_out')).toHaveLength(1);
+      const unhealthy = await fetch(`${server.url}/health`);
+      expect(unhealthy.status).toBe(503);
+      expect(((await unhealthy.json()) as any).models[MODEL].runners[0].state).toBe('unresponsive');
+
+      // Woken before the probes give up on it, the same process serves again: no restart.
+      process.kill(pid!, 'SIGCONT');
+      while ((await fetch(`${server.url}/health`)).status !== 200) await new Promise((r) => setTimeout(r, 250));
+      expect((await embed(server, ['after the pause'])).status).toBe(200);
+      expect(runnerPids(server)).toEqual([pid]);
+      expect(logLines(server, 'runner_unresponsive_killing')).toHaveLength(0);
+    } finally {
+      if (alive(pid!)) process.kill(pid!, 'SIGCONT');
+      await server.stop();
+    }
+  });
+});
+
 describe('a gateway killed with SIGKILL', () => {
   it('takes its runner down with it', async () => {
     const server = await startServer();

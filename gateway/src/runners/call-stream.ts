@@ -32,15 +32,20 @@ export class CallStream {
   readonly #runner: GeneratedRunnerClient;
   readonly #metadata: () => Metadata;
   readonly #model: string;
+  readonly #onTimeout: (() => void) | undefined;
   readonly #waiting = new Map<number, Waiting>();
   #stream: ClientDuplexStream<Call, CallResult__Output> | undefined;
   #nextId = 1;
 
-  /** metadata gives the stream's metadata (the runner's secret) each time one opens. */
-  constructor(runner: GeneratedRunnerClient, metadata: () => Metadata, model: string) {
+  /**
+   * metadata gives the stream's metadata (the runner's secret) each time one opens; onTimeout
+   * is told of every call whose deadline passed.
+   */
+  constructor(runner: GeneratedRunnerClient, metadata: () => Metadata, model: string, onTimeout?: () => void) {
     this.#runner = runner;
     this.#metadata = metadata;
     this.#model = model;
+    this.#onTimeout = onTimeout;
   }
 
   /** Sends one call and resolves with its result; rejects with the error it failed with. */
@@ -51,6 +56,7 @@ export class CallStream {
       const timer = setTimeout(() => {
         this.#waiting.delete(id);
         reject(fromGrpcError({ code: Status.DEADLINE_EXCEEDED, details: `no result within ${timeoutMs} ms` }, this.#model));
+        this.#onTimeout?.();
       }, timeoutMs);
       this.#waiting.set(id, { resolve, reject, timer });
       stream.write({ id, [kind]: body, ...fields, deadline_ms: Date.now() + timeoutMs });

@@ -67,8 +67,11 @@ export class RunnerClient {
   readonly #secret: string;
   readonly #calls: CallStream;
 
-  /** callTimeoutMs bounds every call, so a runner stuck in a forward pass cannot hang requests. */
-  constructor(model: string, address: string, secret: string, callTimeoutMs: number) {
+  /**
+   * callTimeoutMs bounds every call, so a runner stuck in a forward pass cannot hang requests;
+   * onTimeout hears of each call that ran past it (the supervisor then probes the runner).
+   */
+  constructor(model: string, address: string, secret: string, callTimeoutMs: number, onTimeout?: () => void) {
     this.#model = model;
     this.#secret = secret;
     this.#callTimeoutMs = callTimeoutMs;
@@ -82,7 +85,7 @@ export class RunnerClient {
     };
     this.#runner = new RunnerClientCtor(address, grpc.credentials.createInsecure(), options);
     this.#health = new HealthClientCtor(address, grpc.credentials.createInsecure(), options);
-    this.#calls = new CallStream(this.#runner, () => this.#metadata(), model);
+    this.#calls = new CallStream(this.#runner, () => this.#metadata(), model, onTimeout);
   }
 
   /** Embeds texts, or sequences of the model's own token ids. */

@@ -16,6 +16,8 @@ const RESTART_MAX_MS = 30_000;
 /** Health probe period once ready, and how many failed probes in a row mean "hung". */
 const PROBE_INTERVAL_MS = 5_000;
 const PROBE_FAILURES_TO_KILL = 3;
+/** How long the probe sent after a timed-out call waits for the runner's health answer. */
+const TIMEOUT_PROBE_MS = 1_000;
 /** How much of a runner's stderr to keep for the startup failure message. */
 const STDERR_TAIL_LINES = 40;
 const PINO_LEVELS: Record<number, 'debug' | 'info' | 'warn' | 'error' | 'fatal'> = {
@@ -23,10 +25,17 @@ const PINO_LEVELS: Record<number, 'debug' | 'info' | 'warn' | 'error' | 'fatal'>
 };
 
 /**
- * Lifecycle of one supervised runner. `held_down`: it failed RUNNER_RESTART_LIMIT times in a
- * row without serving a call in between, and is left down for RUNNER_HOLD_DOWN_S.
+ * Lifecycle of one supervised runner. `probing`: a call to it passed its deadline, and it gets no
+ * new call until it answers a health probe (work already queued waits for the answer).
+ * `unresponsive`: that probe got no answer; queued work fails over to 503 and the runner is
+ * killed after PROBE_FAILURES_TO_KILL misses in a row, unless it answers first. `held_down`: it
+ * failed RUNNER_RESTART_LIMIT times in a row without serving a call in between, and is left
+ * down for RUNNER_HOLD_DOWN_S.
  */
-export type RunnerState = 'starting' | 'ready' | 'down' | 'held_down' | 'stopped';
+export type RunnerState = 'starting' | 'ready' | 'probing' | 'unresponsive' | 'down' | 'held_down' | 'stopped';
+
+/** States in which the process is up and watched by the health probe. */
+const WATCHED: ReadonlySet<RunnerState> = new Set(['ready', 'probing', 'unresponsive']);
 
 /** The runner settings the supervisor passes on; a subset of the gateway's settings. */
 export type RunnerSettings = Pick<Settings,
@@ -58,6 +67,8 @@ export class SupervisedRunner extends EventEmitter<{ state: [RunnerState] }> {
   #failures = 0;
   #reason: string | undefined;
   #probe: NodeJS.Timeout | undefined;
+  /** Health probes in a row that got no answer. */
+  #misses = 0;
   #restartTimer: NodeJS.Timeout | undefined;
   readonly #settings: RunnerSettings;
   readonly #log: Logger;
@@ -218,7 +229,8 @@ export class SupervisedRunner extends EventEmitter<{ state: [RunnerState] }> {
       await Promise.race([serving, exited, sleep(1_000)]);
       if (client) await Promise.race([exited, sleep(100)]);
       if (exitedEarly || Date.now() >= deadline) break;
-      client ??= new RunnerClient(this.model, `unix://${this.#socket}`, secret, s.RUNNER_CALL_TIMEOUT_S * 1000);
+      client ??= new RunnerClient(this.model, `unix://${this.#socket}`, secret, s.RUNNER_CALL_TIMEOUT_S * 1000,
+        () => this.#callTimedOut(proc));
     } while (!(await client.isServing(1_000)));
     if (!client || exitedEarly || this.#stopped() || Date.now() >= deadline) {
       client?.close();
@@ -271,17 +283,42 @@ export class SupervisedRunner extends EventEmitter<{ state: [RunnerState] }> {
   }
 
   #watchHealth(proc: ResultPromise, client: RunnerClient): void {
-    let misses = 0;
+    this.#misses = 0;
     clearInterval(this.#probe);
-    this.#probe = setInterval(async () => {
-      if (this.#proc !== proc || this.#state !== 'ready') return;
-      misses = (await client.isServing()) ? 0 : misses + 1;
-      if (misses >= PROBE_FAILURES_TO_KILL) {
-        this.#log.error({ pid: proc.pid }, 'runner_unresponsive_killing');
-        proc.kill('SIGKILL');
-      }
-    }, PROBE_INTERVAL_MS);
+    this.#probe = setInterval(() => void this.#probeOnce(proc, client), PROBE_INTERVAL_MS);
     this.#probe.unref();
+  }
+
+  /**
+   * A call passed its deadline. The runner may be hung (SIGSTOP, a stuck kernel) or only slow;
+   * until a probe says which, another call would most likely wait out its whole deadline too.
+   */
+  #callTimedOut(proc: ResultPromise): void {
+    if (this.#proc !== proc || this.#state !== 'ready' || !this.#client) return;
+    this.#log.warn({ pid: proc.pid }, 'runner_call_timed_out');
+    this.#setState('probing');
+    void this.#probeOnce(proc, this.#client, TIMEOUT_PROBE_MS);
+  }
+
+  /** One health probe: an answer makes the runner ready again, misses in a row kill it. */
+  async #probeOnce(proc: ResultPromise, client: RunnerClient, timeoutMs?: number): Promise<void> {
+    if (this.#proc !== proc || !WATCHED.has(this.#state)) return;
+    const serving = await client.isServing(timeoutMs);
+    if (this.#proc !== proc || !WATCHED.has(this.#state)) return;
+    if (serving) {
+      this.#misses = 0;
+      this.#setState('ready');
+      return;
+    }
+    this.#misses += 1;
+    if (this.#state === 'probing') {
+      this.#reason = 'is not answering: a call passed its deadline and a health probe got no answer';
+      this.#setState('unresponsive');
+    }
+    if (this.#misses >= PROBE_FAILURES_TO_KILL) {
+      this.#log.error({ pid: proc.pid }, 'runner_unresponsive_killing');
+      proc.kill('SIGKILL');
+    }
   }
 
   #onExit(proc: ResultPromise, code: number | undefined, signal: string | undefined): void {

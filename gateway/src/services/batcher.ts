@@ -170,7 +170,8 @@ export class Batcher {
     this.#metrics = metrics;
     for (const runner of runners) {
       this.#inflight.set(runner, 0);
-      runner.on('state', (state) => (state === 'ready' ? this.#pump() : this.#onRunnerLost()));
+      // A probing runner may come back within a second: what is queued waits for its answer.
+      runner.on('state', (state) => (state === 'ready' ? this.#pump() : state !== 'probing' && this.#onRunnerLost()));
     }
   }
 
@@ -188,7 +189,7 @@ export class Batcher {
 
   /** Queues inputs for computing; rejects with an ApiError (an InputError for one bad input). */
   submit<T, I>(inputs: I[], spec: CallSpec<T, I>, requestId: string, signal?: AbortSignal, trace?: RequestTrace): Promise<BatchResult<T>> {
-    if (!this.#runners.some((r) => r.state === 'ready')) {
+    if (!this.#runners.some((r) => r.state === 'ready' || r.state === 'probing')) {
       return Promise.reject(this.#unavailable());
     }
     if (signal?.aborted) return Promise.reject(clientClosed());
@@ -466,12 +467,12 @@ export class Batcher {
 
   #onRunnerLost(): void {
     // Queued work would only wait out its timeout while no runner can serve it.
-    if (this.#runners.some((r) => r.state === 'ready')) return;
+    if (this.#runners.some((r) => r.state === 'ready' || r.state === 'probing')) return;
     for (const job of [...this.#queue, ...this.#retries.map((s) => s.job)]) this.#fail(job, this.#unavailable());
   }
 
   #unavailable(): ApiError {
-    return new ApiError('unavailable', `Model '${this.#model}' is not ready (its runner is starting or restarting); retry shortly.`,
+    return new ApiError('unavailable', `Model '${this.#model}' is not ready (its runner is starting, restarting or not answering); retry shortly.`,
       { retryAfterS: 2, code: 'model_unavailable' });
   }
 

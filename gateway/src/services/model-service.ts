@@ -108,9 +108,9 @@ export class ModelService {
     this.#metrics = metrics;
   }
 
-  /** True when at least one runner can take calls. */
+  /** True when at least one runner can take calls (a probing one may, once it answers). */
   get ready(): boolean {
-    return this.runners.some((r) => r.state === 'ready');
+    return this.runners.some((r) => r.state === 'ready' || r.state === 'probing');
   }
 
   /** Model facts from the runner (identical across this model's runners). */

@@ -3,11 +3,13 @@
 
 Starts the server (MiniLM by default, cache and tracing off) with the gateway under Node's CPU
 profiler (--cpu-prof) and its runner under py-spy, sends one-text requests one after another
-(or with --pause-ms between them), then prints each side's top functions by self time and by
-total time. Spans (bench_trace_breakdown.py) say how long each step takes; this says what the
+(or with --pause-ms between them), or, with --clients N, N closed-loop clients sending distinct
+texts (bench/capacity_load.ts, the capacity bench's load), then prints each side's top functions by
+self time and by total time. Spans (bench_trace_breakdown.py) say how long each step takes; this says what the
 processes do meanwhile, including the work no span covers.
 
     .venv/bin/python bench/profile_hop.py [--seconds 15] [--pause-ms 0] [--top 25] [--set NAME=VALUE]
+    .venv/bin/python bench/profile_hop.py --clients 128 --folder /tmp/standins/bge-small-en-v1.5
 
 py-spy must be able to read the runner's memory (ptrace); the setup installs it in .venv.
 """
@@ -26,7 +28,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_embeddings import MODEL, start_server  # noqa: E402 (bench/ is no package)
+from bench_embeddings import MODEL, ROOT, start_server  # noqa: E402 (bench/ is no package)
 from chaos import cpu_description  # noqa: E402
 
 
@@ -93,6 +95,8 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=15, help="how long to send requests while profiling")
     p.add_argument("--pause-ms", type=float, default=0, help="pause before each request (0: back to back)")
     p.add_argument("--top", type=int, default=25)
+    p.add_argument("--clients", type=int, default=0, help="closed-loop clients with distinct texts (0: one request at a time)")
+    p.add_argument("--folder", help="serve this model folder (as MODELS=name=folder) instead of MiniLM")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="extra server setting")
     p.add_argument("--keep", help="also keep the raw profiles in this folder")
     args = p.parse_args()
@@ -101,14 +105,16 @@ def main() -> int:
 
     folder = Path(args.keep or tempfile.mkdtemp(prefix="profile-hop-"))
     folder.mkdir(parents=True, exist_ok=True)
-    env = {"NODE_OPTIONS": f"--cpu-prof --cpu-prof-dir={folder}", **dict(kv.split("=", 1) for kv in args.set)}
+    model = "profiled" if args.folder else MODEL
+    env = {"NODE_OPTIONS": f"--cpu-prof --cpu-prof-dir={folder}", **({"MODELS": f"{model}={args.folder}"} if args.folder else {}),
+           **dict(kv.split("=", 1) for kv in args.set)}
     proc, url = start_server(env)
     requests = 0
     try:
         conn = http.client.HTTPConnection(*url.removeprefix("http://").split(":"), timeout=30)
 
         def send(i: int) -> None:
-            body = json.dumps({"model": MODEL, "input": f"a short text, number {i}",
+            body = json.dumps({"model": model, "input": f"a short text, number {i}",
                                "encoding_format": "base64"})
             conn.request("POST", "/v1/embeddings", body, {"content-type": "application/json"})
             res = conn.getresponse()
@@ -124,7 +130,11 @@ def main() -> int:
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         time.sleep(0.5)
         until = time.monotonic() + args.seconds
-        while time.monotonic() < until:
+        if args.clients:
+            out = subprocess.run([str(ROOT / "node_modules/.bin/node"), str(ROOT / "bench/capacity_load.ts"), url, model,
+                                  str(args.clients), str(args.seconds), "miss"], capture_output=True, text=True, check=True)
+            requests = json.loads(out.stdout.strip().splitlines()[-1])["requests"]
+        while time.monotonic() < until and not args.clients:
             if args.pause_ms:
                 time.sleep(args.pause_ms / 1000)
             send(requests)
@@ -135,8 +145,8 @@ def main() -> int:
         proc.send_signal(signal.SIGTERM)  # a clean exit writes the Node profile
         proc.wait(timeout=60)
 
-    print(f"{requests} one-text requests in {args.seconds:g} s, {args.pause_ms:g} ms pause before each "
-          f"({1000 * args.seconds / max(requests, 1):.2f} ms each)")
+    load = f"{args.clients} clients" if args.clients else f"{args.pause_ms:g} ms pause before each"
+    print(f"{requests} one-text requests in {args.seconds:g} s, {load} ({1000 * args.seconds / max(requests, 1):.3f} ms each)")
     [node_profile] = folder.glob("*.cpuprofile")
     for side, rows in (("gateway (Node --cpu-prof)", node_top(json.loads(node_profile.read_text()), args.top)),
                        ("runner (py-spy, every thread)", pyspy_top((folder / "runner.txt").read_text(), args.top))):

@@ -73,7 +73,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rounds", type=int, default=3)
     args = p.parse_args()
-    from chaos import cpu_description
+    from machine import cpu_description
 
     cpu, flags = cpu_description()
     print(f"CPU: {cpu}\nflags: {flags}", flush=True)

@@ -321,7 +321,7 @@ def main() -> int:
     p.add_argument("--json", help="also write the figures to this file")
     args = p.parse_args()
 
-    from chaos import cpu_description
+    from machine import cpu_description
 
     cpu, flags = cpu_description()
     print(f"CPU: {cpu}\nflags: {flags}", flush=True)

@@ -27,7 +27,7 @@ from transformers import AutoModel, AutoTokenizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_embeddings import MODEL, ROOT, start_server  # noqa: E402 (bench/ is no package)
-from chaos import cpu_description  # noqa: E402
+from machine import cpu_description  # noqa: E402
 
 
 def main() -> int:

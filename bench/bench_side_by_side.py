@@ -54,7 +54,7 @@ def main() -> int:
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="extra setting for every server")
     p.add_argument("--rounds", type=int, default=3)
     args = p.parse_args()
-    from chaos import cpu_description
+    from machine import cpu_description
 
     cpu, flags = cpu_description()
     print(f"CPU: {cpu}\nflags: {flags}", flush=True)

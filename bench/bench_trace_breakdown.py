@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_embeddings import MODEL, start_server  # noqa: E402 (bench/ is no package)
-from chaos import cpu_description  # noqa: E402
+from machine import cpu_description  # noqa: E402
 from otlp_receiver import start_receiver  # noqa: E402
 
 RPC = "edgeembed.runner.v1.Runner/Embed"

@@ -22,7 +22,6 @@ import argparse
 import atexit
 import json
 import os
-import platform
 import signal
 import subprocess
 import sys
@@ -40,21 +39,6 @@ def ensure_venv() -> None:
     if VENV_PYTHON.exists() and Path(sys.prefix).resolve() != (ROOT / ".venv").resolve() and not os.environ.get("CHAOS_NO_REEXEC"):
         os.environ["CHAOS_NO_REEXEC"] = "1"
         os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), *sys.argv])
-
-
-def cpu_description() -> tuple[str, str]:
-    """The CPU model and its flags, from /proc/cpuinfo: figures only compare on the same machine."""
-    model, flags = platform.processor() or "unknown", ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and model in ("unknown", "", "x86_64"):
-                model = value.strip()
-            if key.strip() in ("flags", "Features") and not flags:
-                flags = value.strip()
-    except FileNotFoundError:
-        pass
-    return model, flags
 
 
 def ensure_weights() -> None:
@@ -94,6 +78,7 @@ def main() -> int:
     from chaos_suite import SCENARIOS
     from chaos_suite.results import Context, Row
     from chaos_suite.server import stop_all
+    from machine import cpu_description
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", default="", metavar="NAME,...", help=f"run only these scenarios: {', '.join(SCENARIOS)}")

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from bench_embeddings import MODEL, ROOT, corpus, load_reference, start_server
-from chaos import cpu_description
+from machine import cpu_description
 
 NODE = str(ROOT / "node_modules/.bin/node")
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_embeddings import MODEL, ROOT, start_server  # noqa: E402 (bench/ is no package)
-from chaos import cpu_description  # noqa: E402
+from machine import cpu_description  # noqa: E402
 
 
 def runner_pid(gateway_pid: int) -> int:

@@ -20,6 +20,10 @@ INPUT_TOO_LONG = "input_too_long"
 INVALID_TOKEN_IDS = "invalid_token_ids"
 EMPTY_INPUT = "empty_input"
 
+#: Why a text fails as EMPTY_INPUT although it is not "": tokenizers drop control characters,
+#: U+FFFD and (most of them) whitespace, and a text of nothing else would be embedded as no text.
+NOTHING_READ = "has nothing this model reads once control characters and whitespace are dropped"
+
 
 class RunnerError(Exception):
     """Base class; unexpected exceptions are reported as INTERNAL without their text."""

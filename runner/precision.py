@@ -16,7 +16,6 @@ import gc
 import json
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -30,6 +29,7 @@ from .errors import ConfigError
 from .fidelity import Fidelity, Output, Thresholds, check, compare_scores, compare_vectors, corpus, rerank_sets
 from .handlers.base import EmbedOptions, Handler
 from .handlers.encoder import EncoderHandler
+from .precision_report import PrecisionReport
 
 #: The label of each dtype a handler may be loaded in, when it serves as loaded.
 _LABELS = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
@@ -37,19 +37,6 @@ _LABELS = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
 _HALVES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 #: Where a device without int8 keeps its auto choice, inside the weights folder.
 CHOICE_DIR = ".edge-embed-precision"
-
-
-@dataclass(frozen=True)
-class PrecisionReport:
-    """What a handler runs in, and why: logged at start and shown in Info."""
-
-    precision: str
-    #: The backend and activation precision, e.g. "openvino int8 weights, bf16 activations".
-    detail: str
-    fidelity: Fidelity | None = None
-    converted: bool = False
-    #: Each candidate's best time on the gate's corpus, and its fidelity, for the log line.
-    candidates: dict[str, dict] = field(default_factory=dict)
 
 
 def apply_precision(handler: EncoderHandler, name: str, precision: str, limits: Thresholds, threads: int,

@@ -43,6 +43,10 @@ from transformers import (
 ROOT = Path(__file__).resolve().parent.parent
 VOCAB = 2000
 HIDDEN = 64
+#: Every stand-in starts from wider random weights than transformers' default of 0.02, at which
+#: every input gets nearly the same vector or score: a check that outputs belong to their inputs
+#: (a reranker's score to its document, a vector to its text or prompt) could not fail.
+STANDIN_INIT = 0.3
 GEMMA_PROMPTS = {
     "query": "task: search result | query: ",
     "document": "title: none | text: ",
@@ -107,7 +111,7 @@ def xlmr_tokenizer() -> PreTrainedTokenizerFast:
 def xlmr_config(**extra) -> XLMRobertaConfig:
     return XLMRobertaConfig(vocab_size=VOCAB, hidden_size=HIDDEN, num_hidden_layers=2, num_attention_heads=4,
                             intermediate_size=128, max_position_embeddings=514, type_vocab_size=1,
-                            pad_token_id=1, bos_token_id=0, eos_token_id=2, **extra)
+                            pad_token_id=1, bos_token_id=0, eos_token_id=2, initializer_range=STANDIN_INIT, **extra)
 
 
 def bge_m3(out: Path) -> None:
@@ -116,7 +120,11 @@ def bge_m3(out: Path) -> None:
     XLMRobertaModel(xlmr_config(), add_pooling_layer=False).save_pretrained(out)
     xlmr_tokenizer().save_pretrained(out)
     torch.save(torch.nn.Linear(HIDDEN, HIDDEN).state_dict(), out / "colbert_linear.pt")
-    torch.save(torch.nn.Linear(HIDDEN, 1).state_dict(), out / "sparse_linear.pt")
+    # A positive bias, so that most tokens keep a weight after the ReLU, as in the real model,
+    # rather than a random half of them (or all, for some texts) dropping out.
+    sparse = torch.nn.Linear(HIDDEN, 1)
+    torch.nn.init.constant_(sparse.bias, 0.5)
+    torch.save(sparse.state_dict(), out / "sparse_linear.pt")
 
 
 def bge_reranker(out: Path) -> None:
@@ -131,7 +139,7 @@ def ms_marco(out: Path) -> None:
     torch.manual_seed(2)
     config = BertConfig(vocab_size=VOCAB, hidden_size=HIDDEN, num_hidden_layers=2, num_attention_heads=4,
                         intermediate_size=128, max_position_embeddings=512, num_labels=1,
-                        sbert_ce_default_activation_function="torch.nn.modules.linear.Identity")
+                        initializer_range=STANDIN_INIT, sbert_ce_default_activation_function="torch.nn.modules.linear.Identity")
     BertForSequenceClassification(config).save_pretrained(out)
     bert_tokenizer().save_pretrained(out)
 
@@ -143,7 +151,7 @@ def embedding_gemma(out: Path) -> None:
                               num_attention_heads=2, num_key_value_heads=1, head_dim=32, query_pre_attn_scalar=32,
                               sliding_window=8, layer_types=["sliding_attention", "full_attention"],
                               use_bidirectional_attention=True, max_position_embeddings=2048,
-                              pad_token_id=0, eos_token_id=1, bos_token_id=2)
+                              pad_token_id=0, eos_token_id=1, bos_token_id=2, initializer_range=STANDIN_INIT)
     Gemma3TextModel(config).save_pretrained(out)
     tokenizer(
         {"<pad>": 0, "<eos>": 1, "<bos>": 2, "<unk>": 3},
@@ -195,7 +203,7 @@ def sentence_transformer(out: Path, seed: int, pooling: str, xlmr_vocab: bool) -
     """A plain sentence-transformers model: BERT encoder, one pooling mode, Normalize."""
     torch.manual_seed(seed)
     config = BertConfig(vocab_size=VOCAB, hidden_size=HIDDEN, num_hidden_layers=2, num_attention_heads=4,
-                        intermediate_size=128, max_position_embeddings=512,
+                        intermediate_size=128, max_position_embeddings=512, initializer_range=STANDIN_INIT,
                         pad_token_id=1 if xlmr_vocab else 0)
     BertModel(config, add_pooling_layer=False).save_pretrained(out)
     (xlmr_tokenizer() if xlmr_vocab else bert_tokenizer()).save_pretrained(out)
@@ -235,10 +243,6 @@ GO_EMOTIONS = [
 ]
 
 
-#: Classifier stand-ins start from wider random weights than the others: at the default 0.02 every
-#: input gets nearly the same scores, and a parity check could not tell inputs apart.
-CLASSIFIER_INIT = 0.3
-
 
 def id2label(names: list[str]) -> dict:
     """The config fields that name a classifier's outputs."""
@@ -249,7 +253,7 @@ def distilbert_sst2(out: Path) -> None:
     """DistilBERT sentiment classifier (no token type ids), like distilbert-base-uncased-finetuned-sst-2-english."""
     torch.manual_seed(6)
     config = DistilBertConfig(vocab_size=VOCAB, dim=HIDDEN, n_layers=2, n_heads=4, hidden_dim=128,
-                              max_position_embeddings=512, initializer_range=CLASSIFIER_INIT,
+                              max_position_embeddings=512, initializer_range=STANDIN_INIT,
                               **id2label(["NEGATIVE", "POSITIVE"]))
     DistilBertForSequenceClassification(config).save_pretrained(out)
     bert_tokenizer(token_types=False).save_pretrained(out)
@@ -260,7 +264,7 @@ def roberta_classifier(out: Path, seed: int, names: list[str], **extra) -> None:
     torch.manual_seed(seed)
     config = RobertaConfig(vocab_size=VOCAB, hidden_size=HIDDEN, num_hidden_layers=2, num_attention_heads=4,
                            intermediate_size=128, max_position_embeddings=514, type_vocab_size=1,
-                           pad_token_id=1, bos_token_id=0, eos_token_id=2, initializer_range=CLASSIFIER_INIT,
+                           pad_token_id=1, bos_token_id=0, eos_token_id=2, initializer_range=STANDIN_INIT,
                            **id2label(names), **extra)
     RobertaForSequenceClassification(config).save_pretrained(out)
     xlmr_tokenizer().save_pretrained(out)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs what is missing and runs every suite: type check, vitest (unit + end-to-end) and
-# pytest (runner + end-to-end with the openai Python SDK). Every suite runs even if an earlier
-# one failed; the exit status is non-zero if any failed. The last line sums up all suites.
+# Installs what is missing and runs every suite: type check, vitest (unit + end-to-end), pytest
+# (runner + end-to-end with the openai Python SDK) and a short form of the chaos suite. Every suite
+# runs even if an earlier one failed; the exit status is non-zero if any failed. The last line sums
+# up the vitest and pytest counts.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 # npm installs a Node 24 binary (the `node` package); tools with a `#!/usr/bin/env node` line
@@ -28,6 +29,11 @@ run vitest vitest run --reporter=default --reporter=json --outputFile.json="$res
 echo "== pytest"
 wait "$pytest_pid" || failed+=("pytest")
 cat "$results/pytest.log"
+
+# The chaos scenarios whose expectations rot first when behaviour changes (bad inputs, poison in a
+# shared batch, a killed runner, a hung one), after the other suites so that their timed targets
+# have the machine to themselves; bench/chaos.py --quick runs all of them.
+run chaos .venv/bin/python bench/chaos.py --quick --only bad_inputs,poison,runner_kill,sigstop --workdir "$results/chaos"
 
 .venv/bin/python scripts/sum_test_results.py "$results/vitest.json" "$results/pytest.xml" || failed+=("results")
 if [ ${#failed[@]} -gt 0 ]; then

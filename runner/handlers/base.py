@@ -10,16 +10,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import torch
 
 from ..catalog import CatalogEntry
 from ..errors import InputFailure, InvalidInput
+from ..precision_report import PrecisionReport
 
-if TYPE_CHECKING:  # precision.py imports this module, so only the type checker follows it back
-    from ..precision import PrecisionReport
 
 
 @dataclass(frozen=True)
@@ -222,7 +221,7 @@ class Handler(ABC):
         raise InvalidInput("this model does not produce token embeddings")
 
     def score(self, query: str, documents: list[str], truncate: bool, raw: bool,
-              max_doc_tokens: int | None = None) -> ScoreOutput:
+              max_doc_tokens: int | None = None, truncate_side: str = "right") -> ScoreOutput:
         """Relevance of each document to the query; raw skips the model's activation."""
         raise InvalidInput("this model does not rerank")
 

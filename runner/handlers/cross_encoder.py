@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .. import tracing
-from ..errors import INPUT_TOO_LONG, ConfigError, InputFailure, InvalidInput
+from ..errors import EMPTY_INPUT, INPUT_TOO_LONG, NOTHING_READ, ConfigError, InputFailure, InvalidInput
 from .base import LoadContext, ScoreOutput
 from .classification_model import load_classification_model
 from .encoder import EncoderHandler, Tokenized
@@ -45,28 +45,32 @@ class CrossEncoderHandler(EncoderHandler):
         return self._activation
 
     def score(self, query: str, documents: list[str], truncate: bool, raw: bool,
-              max_doc_tokens: int | None = None) -> ScoreOutput:
+              max_doc_tokens: int | None = None, truncate_side: str = "right") -> ScoreOutput:
         if not documents:
             raise InvalidInput("documents must not be empty")
         tok = self.tokenizer()
         with tracing.span("tokenize", **{"edge_embed.inputs": len(documents) + 1}):
             q = tok(query, add_special_tokens=False)["input_ids"]
             docs = tok(documents, add_special_tokens=False)["input_ids"]
+        if not q:
+            raise InvalidInput(f"the query {NOTHING_READ}")
         room = self.max_tokens - self._template.specials
         if len(q) >= room:
             if not truncate:
                 raise InvalidInput(f"the query has {len(q)} tokens; this model takes {self.max_tokens} per pair")
-            q = q[: room // 2]  # keep half of the pair for the documents
+            q = _cut(q, room // 2, truncate_side)  # keep half of the pair for the documents
         budget = room - len(q)
         if max_doc_tokens:
             budget = min(budget, max_doc_tokens)
-        failures = [] if truncate else [
-            InputFailure(i, f"does not fit with the query in {self.max_tokens} tokens; shorten it or allow truncation",
-                         INPUT_TOO_LONG)
-            for i, d in enumerate(docs) if len(d) > budget]
+        failures = [InputFailure(i, NOTHING_READ, EMPTY_INPUT) for i, d in enumerate(docs) if not d]
+        if not truncate:
+            failures += [
+                InputFailure(i, f"does not fit with the query in {self.max_tokens} tokens; shorten it or allow truncation",
+                             INPUT_TOO_LONG)
+                for i, d in enumerate(docs) if len(d) > budget]
         ids, types = [], []
         for d in docs:
-            pair_ids, pair_types = self._template.join(q, d[:budget])
+            pair_ids, pair_types = self._template.join(q, _cut(d, budget, truncate_side))
             ids.append(pair_ids)
             types.append(pair_types)
         batch = Tokenized(ids, types if self._template.types is not None else None).with_failures(failures)
@@ -82,6 +86,11 @@ class CrossEncoderHandler(EncoderHandler):
         if raw or self._activation != "sigmoid":
             return logits
         return torch.sigmoid(logits)
+
+
+def _cut(ids: list[int], keep: int, side: str) -> list[int]:
+    """At most keep ids, dropping the start (side "left") or the end of the sequence."""
+    return ids[-keep:] if side == "left" and len(ids) > keep else ids[:keep]
 
 
 def _activation(config) -> str:

@@ -17,8 +17,8 @@ import torch
 from .. import compute_threads, tracing
 from ..device import out_of_memory, release_memory, synchronize
 from ..device_profile import IDLE_S, UNMEASURED_OVERHEAD_TOKENS, DeviceProfile
-from ..errors import (EMPTY_INPUT, INVALID_TOKEN_IDS, ConfigError, InputFailure, InvalidInput, OutOfDeviceMemory,
-                      too_long)
+from ..errors import (EMPTY_INPUT, INVALID_TOKEN_IDS, NOTHING_READ, ConfigError, InputFailure, InvalidInput,
+                      OutOfDeviceMemory, too_long)
 from ..host_staging import HostStaging
 from .base import (DetokenizeOutput, EmbedOptions, Handler, Inputs, LoadContext, MultiVectorOutput, Token,
                    TokenizeOutput)
@@ -79,6 +79,7 @@ class EncoderHandler(Handler):
         # Fast tokenizers hold a Rust-side borrow while encoding, so concurrent calls on one
         # instance fail; each worker thread gets its own copy instead.
         self._local = threading.local()
+        self._empty_ids: dict[str, list[int]] = {}  # prompt prefix -> what it tokenises to alone
         # Every forward pass runs on this one thread, unless the runner serves calls in turn on
         # one thread of its own (compute_threads.on_this_thread). Two at once would only split
         # the same cores (or GPU) between them, and torch's CPU kernels keep one OpenMP thread
@@ -208,7 +209,7 @@ class EncoderHandler(Handler):
             raise InvalidInput("inputs must not be empty")
         if isinstance(inputs[0], list):
             return self._from_ids(inputs, opts)
-        return self.encode_texts([prefix + t for t in inputs], opts.truncate, opts.truncate_side)
+        return self.encode_texts(inputs, opts.truncate, opts.truncate_side, prefix)
 
     def _from_ids(self, sequences: list[list[int]], opts: EmbedOptions) -> Tokenized:
         """Ids of the model's own vocabulary, used as given apart from truncation."""
@@ -225,15 +226,33 @@ class EncoderHandler(Handler):
             return too_long(index, len(seq), self._max_tokens)
         return self._vocabulary_failure(index, seq)
 
-    def encode_texts(self, texts: list[str], truncate: bool, side: str = "right") -> Tokenized:
-        """Token ids cut at max_tokens; without truncate, longer texts fail instead."""
+    def encode_texts(self, texts: list[str], truncate: bool, side: str = "right", prefix: str = "") -> Tokenized:
+        """Token ids of prefix + each text, cut at max_tokens; without truncate, longer texts fail instead.
+
+        A text that adds nothing to the prefix's own tokens fails as empty: the tokenizer drops
+        control characters, U+FFFD and (for most vocabularies) whitespace, and the vector of such
+        a text would be the vector of no text at all, which the API refuses for "".
+        """
         tok = self.tokenizer()
         tok.truncation_side = side  # this thread's own copy
+        full = [prefix + t for t in texts] if prefix else texts
         with tracing.span("tokenize", **{"edge_embed.inputs": len(texts)}):
-            enc = tok(texts, truncation=True, max_length=self._max_tokens, padding=False,
+            enc = tok(full, truncation=True, max_length=self._max_tokens, padding=False,
                       return_attention_mask=False)
         batch = Tokenized(enc["input_ids"], enc.get("token_type_ids"))
-        return batch if truncate else batch.with_failures(self._overlong_texts(tok, texts, batch.lengths))
+        empty = self._tokens_of_nothing(tok, prefix)
+        failures = [InputFailure(i, NOTHING_READ, EMPTY_INPUT)
+                    for i, ids in enumerate(batch.ids) if len(ids) == len(empty) and ids == empty]
+        if not truncate:
+            failures += self._overlong_texts(tok, full, batch.lengths)
+        return batch.with_failures(failures) if failures else batch
+
+    def _tokens_of_nothing(self, tok, prefix: str) -> list[int]:
+        """The ids the prefix alone tokenises to, special tokens included; memoised per prefix."""
+        ids = self._empty_ids.get(prefix)
+        if ids is None:
+            ids = self._empty_ids[prefix] = tok(prefix, truncation=True, max_length=self._max_tokens)["input_ids"]
+        return ids
 
     def _overlong_texts(self, tok, texts: list[str], lengths: list[int]) -> list[InputFailure]:
         """Refusals for the texts truncation cut; only those that reached the limit can have been."""

@@ -17,7 +17,6 @@ import os
 import stat
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -35,28 +34,31 @@ def _module(name: str):
     return module
 
 
+#: The rehearsal's own --budget-s, with room for a machine shared with vitest: it must end within it.
+BUDGET_S = 240
+
+
 @pytest.fixture(scope="module")
 def rehearsal(tmp_path_factory):
     out = tmp_path_factory.mktemp("gpu_check") / "gpu.json"
-    started = time.monotonic()
     done = subprocess.run([PYTHON, "bench/gpu_check.py", "--device", "cpu", "--tokenizer", "synth",
-                           "--budget-s", "240", "--out", str(out)],  # room for a machine shared with vitest
+                           "--budget-s", str(BUDGET_S), "--out", str(out)],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
-    return done, json.loads(out.read_text()) if out.exists() else None, time.monotonic() - started
+    return done, json.loads(out.read_text()) if out.exists() else None
 
 
 def test_rehearsal_passes_and_summarises(rehearsal):
-    done, report, seconds = rehearsal
+    done, report = rehearsal
     assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr[-3000:]}"
     assert report["status"] == "ok", report["errors"]
     assert report["errors"] == [] and report["skipped"] == []
     assert all(report["checks"].values()) and len(report["checks"]) == 9
     assert "status ok" in done.stdout and "checks: all passed" in done.stdout
-    assert report["elapsed_s"] < 240 and seconds < 270
+    assert report["elapsed_s"] <= BUDGET_S
 
 
 def test_report_describes_machine_model_and_runners(rehearsal):
-    _, report, _ = rehearsal
+    _, report = rehearsal
     assert report["schema"] == 1 and report["mode"] == "cpu-standin" and report["device_under_test"] == "cpu"
     assert report["gpu"] == {"nvidia_smi": False, "gpus": []}
     assert report["torch"]["torch"] and report["torch"]["transformers"] and report["torch"]["device_count"] == 0
@@ -76,7 +78,7 @@ def test_report_describes_machine_model_and_runners(rehearsal):
 
 
 def test_parity_is_float_rounding_only(rehearsal):
-    _, report, _ = rehearsal
+    _, report = rehearsal
     parity = report["parity"]
     assert set(parity) == {"fp32", "fp16", "bf16"}
     assert parity["fp32"]["mean_cosine"] > 0.9999 and parity["fp32"]["worst_cosine"] > 0.9999
@@ -88,7 +90,7 @@ def test_parity_is_float_rounding_only(rehearsal):
 
 
 def test_pinning_and_memory(rehearsal):
-    _, report, _ = rehearsal
+    _, report = rehearsal
     pinning = report["pinning"]
     assert pinning["ok"] is True and set(pinning["runners"]) == {"fp32", "fp16"}
     for facts in pinning["runners"].values():
@@ -100,13 +102,13 @@ def test_pinning_and_memory(rehearsal):
 
 
 def test_throughput_at_the_bench_shapes(rehearsal):
-    _, report, _ = rehearsal
+    _, report = rehearsal
     for variant in ("fp32", "fp16", "bf16"):
         shapes = report["throughput"][variant]
         assert {k: s["clients"] for k, s in shapes.items()} == SHAPES
         assert all(s["texts_per_s"] > 0 and s["p50_ms"] > 0 for s in shapes.values())
         idle = report["idle_latency"][variant]
-        assert idle["requests"] == report["settings"]["idle_requests"] and 0 < idle["p50_ms"] < 2000
+        assert idle["requests"] == report["settings"]["idle_requests"] and 0 < idle["min_ms"] <= idle["p50_ms"] <= idle["p99_ms"]
 
 
 def test_nvidia_smi_is_read(tmp_path, monkeypatch):

@@ -120,6 +120,20 @@ describe('TEI routes', () => {
     }
   });
 
+  it('POST /rerank honours truncation_direction Left: an over-long text is cut at its start', async () => {
+    const long = 'France is a country whose capital is Paris. '.repeat(80);
+    const rank = async (texts: string[], direction: string) => {
+      const res = await post('/rerank', { query: 'capital of France', texts, truncate: true, truncation_direction: direction, raw_scores: true });
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      return (res.body as { index: number; score: number }[]).sort((a, b) => a.index - b.index).map((r) => r.score);
+    };
+    // Left keeps the ends, which these two share; Right keeps the starts, which differ.
+    const [a, b] = await rank([long + 'Berlin.', 'Opening words. ' + long + 'Berlin.'], 'Left');
+    expect(a).toBeCloseTo(b!, 6);
+    const [c, d] = await rank([long + 'Berlin.', long + 'Madrid is in Spain.'], 'Left');
+    expect(Math.abs(c! - d!)).toBeGreaterThan(1e-6);
+  });
+
   it('POST /tokenize {"inputs"} gives UTF-8 byte spans and null for special tokens; POST /decode inverts it', async () => {
     const text = 'Héllo wörld';
     const tokens = (await post('/tokenize', { inputs: text })).body[0];

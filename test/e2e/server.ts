@@ -80,7 +80,9 @@ export async function startServer(env: Record<string, string | undefined> = {}, 
     if (proc.exitCode !== null) throw new Error(`gateway exited with ${proc.exitCode}:\n${stderr}\n${lines.join('\n')}`);
     try {
       const res = await fetch(`${url}/health`);
-      if (res.status === 200) return server;
+      // The answer can overtake the log lines before it, which travel on another pipe: wait for
+      // the gateway's `ready` line, written after every preloaded runner's `runner_ready`.
+      if (res.status === 200 && logLines(server, 'ready').length > 0) return server;
     } catch { /* not listening yet */ }
     await new Promise((r) => setTimeout(r, 250));
   }

@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from references import m3_embedder
+from references import assert_distinct, m3_embedder
 from runner.errors import ConfigError
 from runner.handlers.base import EmbedOptions, SparseOutput
 
@@ -41,10 +41,12 @@ def test_dense_matches(ours, reference):
     assert out.vectors.shape == reference["dense_vecs"].shape
     assert cos(out.vectors, reference["dense_vecs"]).min() >= 0.9999
     assert out.token_counts[-1] == 512
+    assert_distinct(out.vectors)
 
 
 def test_sparse_matches(ours, reference):
     out = ours.sparse(TEXTS, EmbedOptions())
+    assert len(out.indices) == len(out.values) == len(reference["lexical_weights"]) == len(TEXTS)
     for indices, values, ref in zip(out.indices, out.values, reference["lexical_weights"]):
         ref_map = {int(k): float(v) for k, v in ref.items()}
         assert indices.tolist() == sorted(ref_map)
@@ -53,6 +55,8 @@ def test_sparse_matches(ours, reference):
 
 def test_colbert_matches(ours, reference):
     out = ours.multi_vector(TEXTS, EmbedOptions())
+    assert len(out.vectors) == len(reference["colbert_vecs"]) == len(TEXTS)
+    assert_distinct([v.mean(0) for v in out.vectors])
     for got, ref, n in zip(out.vectors, reference["colbert_vecs"], out.token_counts):
         assert got.shape == ref.shape == (n - 1, 64)  # [CLS] dropped, </s> kept
         assert cos(got, ref).min() >= 0.9999
@@ -78,6 +82,7 @@ def test_a_text_too_long_fails_alone_in_every_kind(ours, kind):
     assert [(f.index, f.code) for f in mixed.errors] == [(4, "input_too_long")]
     assert "more than this model's 512; shorten it or allow truncation" in mixed.errors[0].message
     assert mixed.token_counts == alone.token_counts + [0]
+    assert (len(rows(mixed)), len(rows(alone))) == (5, 4)
     for got, want in zip(rows(mixed), rows(alone)):
         assert np.array_equal(got, want)
     placeholder = rows(mixed)[4]

@@ -8,6 +8,7 @@ import torch
 from sentence_transformers import SentenceTransformer
 
 from runner.errors import ConfigError, InvalidInput
+from references import assert_distinct
 from runner.handlers.base import EmbedOptions
 
 # Longer than the stand-in's sliding window, so bidirectional sliding attention is exercised.
@@ -46,7 +47,15 @@ def test_sliding_window_survives_save_and_reload(standins):
 def test_prompts_match(ours, reference, prompt):
     got = ours.embed(TEXTS, EmbedOptions(prompt_name=prompt)).vectors
     want = reference.encode(TEXTS, prompt_name=prompt)
+    assert got.shape == want.shape
     assert cos(got, want).min() >= 0.9999
+    assert_distinct(got)
+
+
+def test_each_prompt_changes_the_vector(ours):
+    """Prompts with different texts give different vectors of the same input."""
+    prompts = ["query", "document", "Clustering", "STS"]  # four different prompt texts
+    assert_distinct([ours.embed(TEXTS[:1], EmbedOptions(prompt_name=p)).vectors[0] for p in prompts])
 
 
 def test_no_prompt_matches(ours, reference):
@@ -76,6 +85,12 @@ def test_bad_inputs_get_zero_rows_of_the_requested_size(ours):
     assert [f.code for f in out.errors] == ["invalid_token_ids", "empty_input"]
     assert out.vectors.shape == (3, 16) and not out.vectors[[0, 2]].any()
     assert np.array_equal(out.vectors[1], ours.embed([good], opts).vectors[0])
+
+
+def test_a_text_that_adds_nothing_to_its_prompt_fails_as_empty(ours):
+    out = ours.embed(["", "short"], EmbedOptions(prompt_name="query"))
+    assert [(f.index, f.code) for f in out.errors] == [(0, "empty_input")]
+    assert np.array_equal(out.vectors[1], ours.embed(["short"], EmbedOptions(prompt_name="query")).vectors[0])
 
 
 def test_prompt_tokens_count_in_usage(ours):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from sentence_transformers import SentenceTransformer
 
+from references import assert_distinct
 from runner.handlers.base import EmbedOptions
 
 TEXTS = ["query: how do plants make energy", "passage: Photosynthesis turns light into chemical energy.",
@@ -19,6 +20,7 @@ def test_matches_sentence_transformers(load, standins, name):
     cos = (ours.vectors * want).sum(1) / np.linalg.norm(ours.vectors, axis=1) / np.linalg.norm(want, axis=1)
     assert cos.min() >= 0.9999
     assert np.abs(ours.vectors - want).max() < 1e-5
+    assert_distinct(ours.vectors)
 
 
 @pytest.mark.parametrize("name", ["bge-small-en-v1.5", "embedding-gemma-300m"])
@@ -29,6 +31,7 @@ def test_token_embeddings_match_sentence_transformers(load, standins, name):
     prompt = handler.prompt_names[0] if handler.prompt_names else None
     ours = handler.token_embeddings(TEXTS + ["x"], EmbedOptions(prompt_name=prompt))
     want = reference.encode(TEXTS + ["x"], output_value="token_embeddings", prompt_name=prompt)
+    assert len(ours.vectors) == len(want) == len(TEXTS) + 1
     assert [v.shape for v in ours.vectors] == [tuple(w.shape) for w in want]
     assert ours.token_counts == [w.shape[0] for w in want]
     for got, ref in zip(ours.vectors, want):

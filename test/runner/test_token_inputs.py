@@ -41,6 +41,17 @@ def test_bad_token_ids_fail_only_their_own_input(minilm):
     assert np.array_equal(out.vectors[[0, 3]], alone)
 
 
+@pytest.mark.parametrize("nothing", ["\u0000", "\ufffd", " \t\n", "\u0000\u200b "])
+def test_a_text_the_tokenizer_reads_nothing_of_fails_alone_as_empty(minilm, nothing):
+    """As "" would: its vector would be that of no text at all, whatever the client meant."""
+    texts = ["hello world", nothing, "x"]
+    out = minilm.embed(texts, EmbedOptions())
+    assert failures(out) == [(1, "empty_input", "has nothing this model reads once control characters and "
+                                                "whitespace are dropped")]
+    assert out.token_counts[1] == 0 and not out.vectors[1].any()
+    assert np.array_equal(out.vectors[[0, 2]], minilm.embed(["hello world", "x"], EmbedOptions()).vectors)
+
+
 def test_a_text_too_long_fails_alone_when_truncation_is_refused(minilm):
     texts = ["short one", LONG, "another short text", "x"]
     out = minilm.embed(texts, EmbedOptions(truncate=False))

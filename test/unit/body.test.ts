@@ -63,6 +63,13 @@ describe('request bodies', () => {
     expect(res.error.code).toBe('invalid_content_encoding');
   });
 
+  it.each(['text/plain', 'text/plain; charset=utf-8', 'application/x-www-form-urlencoded'])('answers 415 for a JSON body sent as %s', async (type) => {
+    const res = await post('{"model": "zz", "input": "x"}', { 'content-type': type });
+    expect(res.status).toBe(415);
+    expect(res.error.code).toBe('unsupported_media_type');
+    expect(res.error.message).toContain('Content-Type: application/json');
+  });
+
   it('answers 415 naming the encodings it takes for any other Content-Encoding', async () => {
     const res = await post('{}', { 'content-encoding': 'compress' });
     expect(res.status).toBe(415);

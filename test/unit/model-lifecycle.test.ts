@@ -29,7 +29,7 @@ class FakeRunner implements LifecycleRunner {
   }
 }
 
-function setup(names: string[], opts: { keepAliveS?: number; maxLoaded?: number; preloaded?: boolean; estimatedMb?: number | Record<string, number>; budgetMb?: number } = {}) {
+function setup(names: string[], opts: { keepAliveS?: number; maxLoaded?: number; preloaded?: boolean | string[]; estimatedMb?: number | Record<string, number>; budgetMb?: number } = {}) {
   const events: string[] = [];
   const runners = new Map<string, FakeRunner>();
   const lifecycles: ModelLifecycle[] = [];
@@ -43,7 +43,7 @@ function setup(names: string[], opts: { keepAliveS?: number; maxLoaded?: number;
       loaded: (model) => events.push(`loaded ${model}`),
       loadFailed: (model) => events.push(`failed ${model}`),
       unloaded: (model, reason: UnloadReason) => events.push(`unloaded ${model} ${reason}`),
-    }, opts.preloaded ?? false));
+    }, Array.isArray(opts.preloaded) ? opts.preloaded.includes(name) : opts.preloaded ?? false));
   }
   const get = (name: string) => lifecycles.find((l) => l.name === name)!;
   return { events, runners, get };
@@ -128,6 +128,14 @@ describe('LoadBudget', () => {
     (await get('c').acquire())();
     expect(events).toEqual(['loaded a', 'loaded b', 'unloaded a budget', 'loaded c']);
     expect(['a', 'b', 'c'].map((n) => get(n).state)).toEqual(['unloaded', 'ready', 'ready']);
+  });
+
+  it('boots preloaded models past MAX_LOADED_MODELS, then makes room at the first load on demand', async () => {
+    const { get, events } = setup(['a', 'b', 'c'], { maxLoaded: 1, preloaded: ['a', 'b'] });
+    await Promise.all([get('a').boot(), get('b').boot()]);
+    expect(['a', 'b'].map((n) => get(n).state)).toEqual(['ready', 'ready']);
+    (await get('c').acquire())();
+    expect(events.slice(2)).toEqual(['unloaded a budget', 'unloaded b budget', 'loaded c']);
   });
 
   it('counts models at their expected memory against MEMORY_BUDGET_MB', async () => {

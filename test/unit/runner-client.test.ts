@@ -38,10 +38,11 @@ describe('RunnerClient on the Calls stream', () => {
     seen = [];
     const started = Date.now();
     await expect(client.embed(['x'], { kind: 'DENSE' }, { requestIds: ['id'], threads: 0 })).rejects.toMatchObject({ kind: 'unavailable' });
-    expect(Date.now() - started).toBeLessThan(5_000);
-    // The runner skips a call it has not started by then.
+    const gaveUp = Date.now();
+    // The runner skips a call it has not started by then: the deadline it was told, and the
+    // client's own, are the same moment.
     expect(seen[0]!.deadline_ms).toBeGreaterThanOrEqual(started + 300);
-    expect(seen[0]!.deadline_ms).toBeLessThan(started + 5_000);
+    expect(seen[0]!.deadline_ms).toBeLessThanOrEqual(gaveUp);
     client.close();
   });
 

@@ -63,7 +63,10 @@ export const settingsSchema = z.object({
    * `keep_alive` wins for that model.
    */
   KEEP_ALIVE: keepAlive.default(-1),
-  /** Most models loaded at once; 0 means no limit. A load past it first stops the least recently used idle model. */
+  /**
+   * Most models loaded at once; 0 means no limit. A load on demand past it first stops the least
+   * recently used idle models. Models PRELOAD starts at boot are loaded regardless of it.
+   */
   MAX_LOADED_MODELS: int(0).default(0),
   /**
    * Memory for all runners together, in MB of resident memory; 0 means no budget. A load that

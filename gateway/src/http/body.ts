@@ -18,7 +18,9 @@ const DECODERS: Record<string, () => NodeJS.ReadWriteStream> = {
  * UTF-8 (Fastify would silently turn them into U+FFFD), text with lone surrogates (valid JSON,
  * but not encodable for the runner), and `__proto__` keys (prototype poisoning). Each gets a
  * 400 that says which rule was broken and where, instead of a generic "not valid JSON". Object
- * fields set to null are dropped, so every route reads null as absent.
+ * fields set to null are dropped, so every route reads null as absent. JSON is the only body
+ * type: Fastify's own text/plain parser would hand routes a string, refused as "not a JSON
+ * object" with a 400, where a client that forgot its Content-Type needs to hear about the header.
  */
 export function registerBodyParsing(app: FastifyInstance): void {
   app.addHook('preParsing', async (request, _reply, payload) => {
@@ -32,7 +34,7 @@ export function registerBodyParsing(app: FastifyInstance): void {
     return decompress(payload, decoder(), encoding);
   });
 
-  app.removeContentTypeParser('application/json');
+  app.removeContentTypeParser(['application/json', 'text/plain']);
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_request, body, done) => {
     try {
       done(null, parseStrictJson(body as unknown as Buffer));

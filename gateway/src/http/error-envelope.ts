@@ -32,7 +32,10 @@ function fromFramework(err: unknown): ApiError {
   const e = err as { statusCode?: number; code?: string; message?: string };
   const status = e?.statusCode;
   if (status === 413) return new ApiError('too_large', 'Request body is larger than MAX_REQUEST_BYTES allows.', { code: 'request_too_large' });
-  if (status === 415) return new ApiError('unsupported_media', e.message ?? 'Unsupported media type.', { code: 'unsupported_media_type' });
+  if (status === 415) {
+    return new ApiError('unsupported_media', `${e.message ?? 'Unsupported media type'}; send the body as JSON with Content-Type: application/json.`,
+      { code: 'unsupported_media_type' });
+  }
   if (status === 503) return new ApiError('unavailable', 'The server is shutting down.', { retryAfterS: 1 });
   if (status !== undefined && status >= 400 && status < 500) {
     return new ApiError('validation', e.message ?? 'Bad request.', { code: e.code?.toLowerCase() ?? null });

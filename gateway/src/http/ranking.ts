@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { totalTokens } from '../services/model-service.ts';
+import { totalTokens, type RerankChoices } from '../services/model-service.ts';
 import { callContext, modelFor } from './route-helpers.ts';
 
 /** What every rerank dialect starts from: the model's scores, best first, and the tokens used. */
@@ -11,7 +11,7 @@ interface Ranking {
 
 /** Scores documents against the query with the addressed reranker and logs one rerank_request line. */
 export async function rankDocuments(app: FastifyInstance, request: FastifyRequest, modelName: string | undefined, query: string,
-  documents: string[], opts: { raw: boolean; truncate?: boolean; maxDocTokens?: number }): Promise<Ranking> {
+  documents: string[], opts: RerankChoices): Promise<Ranking> {
   const model = modelFor(app, request, modelName, 'rerank');
   // A failure is logged once, rate-limited, by the error handler.
   const out = await model.rerank(query, documents, opts, callContext(request));

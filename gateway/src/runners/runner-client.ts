@@ -11,7 +11,6 @@ import type { RerankRequest } from '../generated/edgeembed/runner/v1/RerankReque
 import type { RerankResponse__Output } from '../generated/edgeembed/runner/v1/RerankResponse.ts';
 import type { RunnerClient as GeneratedRunnerClient } from '../generated/edgeembed/runner/v1/Runner.ts';
 import type { TokenizeResponse__Output } from '../generated/edgeembed/runner/v1/TokenizeResponse.ts';
-import type { ClassifyText } from '../services/call-specs.ts';
 import type { HealthClient } from '../generated/grpc/health/v1/Health.ts';
 import type { Call } from '../generated/edgeembed/runner/v1/Call.ts';
 import type { CallResult__Output } from '../generated/edgeembed/runner/v1/CallResult.ts';
@@ -40,6 +39,9 @@ export type EmbedCallOptions = Omit<EmbedRequest, 'texts' | 'token_ids'>;
 export type RerankCallOptions = Omit<RerankRequest, 'query' | 'documents'>;
 /** Classify's options, as the proto names them. */
 export type ClassifyCallOptions = Omit<ClassifyRequest, 'inputs'>;
+
+/** What classify calls take: a text, or a pair of texts the model reads together (premise, hypothesis). */
+export type ClassifyText = string | [string, string];
 
 /** What travels with a computing call besides its inputs, in its Call message. */
 export interface CallMeta {

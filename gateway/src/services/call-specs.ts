@@ -1,5 +1,8 @@
-import type { ClassifyCallOptions, EmbedCallOptions, EmbedReply, InputErrorReply, RerankCallOptions } from '../runners/runner-client.ts';
+import type { ClassifyCallOptions, ClassifyText, EmbedCallOptions, EmbedReply, InputErrorReply, RerankCallOptions } from '../runners/runner-client.ts';
 import type { CallResult, CallSpec, RowFailure } from './batcher.ts';
+
+// The runner client owns what a classify call takes; routes name it through this module, their layer's door.
+export type { ClassifyText } from '../runners/runner-client.ts';
 
 /** A sparse vector: token ids (ascending) and their weights. */
 export interface SparseItem {
@@ -85,8 +88,6 @@ export function rerankSpec(query: string, options: RerankCallOptions): CallSpec<
   };
 }
 
-/** What classify calls take: a text, or a pair of texts the model reads together (premise, hypothesis). */
-export type ClassifyText = string | [string, string];
 
 /** Every label's score for one input; `labels` is the model's own order, shared by all items of a call. */
 export interface ClassItem {

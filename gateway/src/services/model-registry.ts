@@ -224,9 +224,16 @@ export class ModelRegistry {
 
   /**
    * Starts the preloaded models' runners at once; the first that cannot start stops the rest
-   * and is rethrown. The other models start on their first request.
+   * and is rethrown. The other models start on their first request. Preloads sit outside
+   * MAX_LOADED_MODELS (the operator asked for each by name), which then applies from the first
+   * load on demand; a boot past it says so once.
    */
   async start(): Promise<void> {
+    const max = this.#settings.MAX_LOADED_MODELS;
+    if (max > 0 && this.preloaded.length > max) {
+      this.#logger.warn({ preloaded: this.preloaded.length, max_loaded_models: max },
+        'preload_over_limit: PRELOAD starts more models than MAX_LOADED_MODELS; the first load on demand stops idle ones until the limit holds');
+    }
     try {
       await Promise.all(this.preloaded.map((m) => m.lifecycle.boot()));
     } catch (err) {

@@ -64,6 +64,16 @@ export interface EmbedChoices {
   tokenIds?: TokenIdVocabulary;
 }
 
+/** How a rerank call scores: raw logits or calibrated, and how over-long documents are cut or refused. */
+export interface RerankChoices {
+  raw: boolean;
+  truncate?: boolean;
+  /** Cohere's max_tokens_per_doc: a cap below the model's own room for each document. */
+  maxDocTokens?: number;
+  /** Cut documents at their start (TEI's truncation_direction Left). */
+  truncateLeft?: boolean;
+}
+
 /** Tokens a request used in all, special tokens and prompts included: what usage reports. */
 export function totalTokens(out: { tokens: number[] }): number {
   return out.tokens.reduce((a, b) => a + b, 0);
@@ -153,12 +163,12 @@ export class ModelService {
   }
 
   /** Scores of each document against the query, in the documents' order. */
-  rerank(query: string, documents: string[], opts: { raw: boolean; truncate?: boolean; maxDocTokens?: number }, ctx: CallContext): Promise<Outcome<number>> {
+  rerank(query: string, documents: string[], opts: RerankChoices, ctx: CallContext): Promise<Outcome<number>> {
     const docs = { ...ctx, inputs: { param: 'documents', name: (i: number) => `documents[${i}]` } };
     this.#checkLimits([query], { param: 'query', name: () => 'query' });
     return this.#hold(documents, docs, async () => {
       this.#require('rerank');
-      const spec = rerankSpec(query, { raw_scores: opts.raw, refuse_long: !this.#truncate(opts), max_doc_tokens: opts.maxDocTokens ?? 0 });
+      const spec = rerankSpec(query, { raw_scores: opts.raw, refuse_long: !this.#truncate(opts), max_doc_tokens: opts.maxDocTokens ?? 0, truncate_left: opts.truncateLeft === true });
       return { ...(await this.#submit(documents, spec, docs)), cacheHits: 0 };
     });
   }

@@ -51,7 +51,9 @@ async function similarity(app: FastifyInstance, request: FastifyRequest): Promis
  */
 export async function teiRerank(app: FastifyInstance, request: FastifyRequest) {
   const body = parseOrThrow(teiRerankRequestSchema, request.body);
-  const { ranked } = await rankDocuments(app, request, body.model, body.query, body.texts, { raw: true, truncate: body.truncate });
+  const { ranked } = await rankDocuments(app, request, body.model, body.query, body.texts, {
+    raw: true, truncate: body.truncate, truncateLeft: body.truncation_direction?.toLowerCase() === 'left',
+  });
   // The sigmoid is monotonic, so the order of the raw scores holds.
   return ranked
     .slice(0, body.top_n ?? body.texts.length)

@@ -66,8 +66,8 @@ export const teiRerankRequestSchema = z.object({
   raw_scores: z.boolean().default(false),
   return_text: z.boolean().default(false),
   truncate: z.boolean().optional(),
-  /** Rerank cuts the end of over-long documents; asking for the other side is refused, not ignored. */
-  truncation_direction: z.enum(['right', 'Right'], { error: 'rerank cuts over-long documents at their end only: right' }).optional(),
+  /** Which end of an over-long document is cut; the query keeps its room either way. */
+  truncation_direction: embeddingExtensions.truncation_direction,
   /** Only the best N, as llama.cpp's TEI-shaped route allows; TEI itself returns all. */
   top_n: z.number().int().positive().optional(),
 });

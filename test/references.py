@@ -42,3 +42,18 @@ def flag_reranker(path: Path):
     """FlagEmbedding's FlagReranker (BaseReranker), in fp32 on the CPU."""
     cls = _flag_module("FlagEmbedding.inference.reranker.encoder_only.base").BaseReranker
     return cls(str(path), use_fp16=False, devices="cpu")
+
+
+def assert_distinct(rows, most_alike: float = 0.99) -> None:
+    """Fails when two rows (vectors of different inputs) point the same way, cosine above most_alike.
+
+    Parity with a reference proves nothing on weights that give every input the same output; this
+    keeps the stand-ins honest.
+    """
+    import numpy as np
+
+    unit = np.asarray(rows, dtype=np.float64)
+    unit = unit / np.linalg.norm(unit, axis=1, keepdims=True)
+    sims = unit @ unit.T
+    np.fill_diagonal(sims, -1)
+    assert sims.max() < most_alike, f"rows {np.unravel_index(sims.argmax(), sims.shape)} have cosine {sims.max():.5f}"

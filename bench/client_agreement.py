@@ -9,7 +9,7 @@ LangChain (which sends cl100k_base token ids), huggingface_hub's InferenceClient
 route), the cohere SDK (v1 and v2), and llama.cpp's and TEI's request shapes, with text and with
 the model's own token ids from /tokenize. Each is compared with sentence-transformers'
 encode() in this process; the table gives each client's lowest cosine, and how far it is from 1.
-This is a measurement for the README and issue notes; the end-to-end tests hold the floors.
+This is a measurement for docs/ and issue notes; the end-to-end tests hold the floors.
 """
 
 from __future__ import annotations

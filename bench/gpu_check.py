@@ -100,7 +100,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, help="timed rounds per shape; the median is reported (default 3 on cuda, 1 on cpu)")
     p.add_argument("--idle-requests", type=int, help="one-text calls for the idle latency (default 50 on cuda, 10 on cpu)")
     p.add_argument("--workers", type=int,
-                   help="the runner's --workers (MAX_CONCURRENT); default 2 on cuda, as the README advises there, 1 on cpu")
+                   help="the runner's --workers (MAX_CONCURRENT); default 2 on cuda, as docs/settings.md advises there, 1 on cpu")
     p.add_argument("--runner-threads", type=int,
                    help="the runner's --threads (RUNNER_THREADS); default 0 (one per core) on cuda, and 1 on cpu, "
                         "where the runners share a few cores with the clients that load them")

@@ -1,7 +1,7 @@
 """The CPU threads a call's forward passes may use, as the gateway asks for each call.
 
 Several runners on one small CPU each start with a thread per core. When two compute at once,
-that oversubscribes the cores (the README's "Several models on few cores" has the measurement).
+that oversubscribes the cores ("Several models on few cores" in docs/models.md has the measurement).
 The gateway therefore sends `x-compute-threads` with every call, lowered while other runners are
 busy and raised when this one is alone again.
 

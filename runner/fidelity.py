@@ -39,7 +39,7 @@ def corpus(seed: int = 1234) -> tuple[list[str], list[str]]:
 
 @dataclass(frozen=True)
 class Thresholds:
-    """The least a path must reach; configurable, with the defaults the README gives."""
+    """The least a path must reach; configurable, with the defaults docs/reliability.md gives."""
 
     mean_cosine: float = 0.999
     worst_cosine: float = 0.995

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Finds import cycles among the project's own modules: gateway/src (TypeScript), runner/ and bench/.
+"""Finds import cycles among the project's own modules: gateway/src (TypeScript), runner/ and bench/,
+and imports against the gateway's layers (http -> services -> runners, never back).
 
-    .venv/bin/python scripts/import_cycles.py        # prints each cycle; exit status 1 if any
+    .venv/bin/python scripts/import_cycles.py        # prints each cycle and upward import; exit 1 if any
 
 Imports go one way (dialects -> core -> runners in the gateway; handlers -> backends in the
 runner), and a cycle is the first sign that a rule has two owners. Only static imports between
@@ -122,6 +123,26 @@ def cycles(graph: dict[Path, set[Path]]) -> list[list[Path]]:
     return groups
 
 
+#: The gateway's layers, outermost first: a file may import its own layer or one further down.
+GATEWAY_LAYERS = ("http", "services", "runners")
+
+
+def upward_imports(graph: dict[Path, set[Path]], src: Path) -> list[str]:
+    """Imports from a gateway layer into one above it, as "importer -> imported"."""
+    def layer(path: Path) -> int | None:
+        top = path.relative_to(src).parts[0]
+        return GATEWAY_LAYERS.index(top) if top in GATEWAY_LAYERS else None
+
+    found = []
+    for file, targets in sorted(graph.items()):
+        here = layer(file)
+        for target in sorted(targets):
+            there = layer(target)
+            if here is not None and there is not None and there < here:
+                found.append(f"{file.relative_to(ROOT)} -> {target.relative_to(ROOT)}")
+    return found
+
+
 def all_cycles() -> dict[str, list[list[str]]]:
     """Cycles per part of the project, as paths relative to the repository root."""
     parts = {
@@ -139,7 +160,11 @@ def main() -> int:
         print(f"{name}: {len(groups)} import cycle(s)")
         for group in groups:
             print("  " + " <-> ".join(group))
-    return 1 if any(found.values()) else 0
+    upward = upward_imports(typescript_graph(ROOT / "gateway/src"), ROOT / "gateway/src")
+    print(f"gateway/src: {len(upward)} import(s) against the layers {' -> '.join(GATEWAY_LAYERS)}")
+    for line in upward:
+        print("  " + line)
+    return 1 if any(found.values()) or upward else 0
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 // there is no build step, and `tsc -p gateway/ui` checks it.
 import type UPlot from 'uplot';
 import type { ModelList } from '../src/http/schemas/models.ts';
-import type { StatsSample } from '../src/http/schemas/stats.ts';
+import type { StatsSample } from '../src/services/stats-sample.ts';
 
 declare const uPlot: typeof UPlot;
 

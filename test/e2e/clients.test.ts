@@ -23,7 +23,7 @@ beforeAll(async () => {
   const dir = join(mkdtempSync(join(tmpdir(), 'clients-')), 'models');
   execFileSync(join(ROOT, '.venv/bin/python'), ['scripts/make_standins.py', '--out', dir, 'bge-m3', RERANKER], { cwd: ROOT, stdio: 'ignore' });
   symlinkSync(join(ROOT, 'models', MODEL), join(dir, MODEL));
-  // Two embedding models: requests naming none go to DEFAULT_MODEL, as the README advises.
+  // Two embedding models: requests naming none go to DEFAULT_MODEL, as docs/api.md advises.
   server = await startServer({
     MODELS: `${MODEL},bge-m3,${RERANKER}`, MODELS_DIR: dir, WARMUP_STEPS: '1', DEFAULT_MODEL: MODEL,
     MODEL_ALIASES: `text-embedding-3-small=${MODEL}`,

@@ -275,7 +275,7 @@ def test_quantised_search_recalls_float_search(v2):
     assert recalls["int8 dot"] >= 0.95
     assert recalls["float query · int8 docs"] >= 0.95
     assert recalls["uint8 L2"] >= 0.95
-    # The README's advice: uint8 ranks by L2, or by dot products only once 128 is subtracted.
+    # The advice of docs/api.md: uint8 ranks by L2, or by dot products only once 128 is subtracted.
     assert recalls["uint8 dot, unshifted"] < recalls["uint8 L2"]
     assert recalls["ubinary hamming"] == recalls["binary hamming"]
     assert recalls["ubinary hamming"] >= 0.6

@@ -1,4 +1,5 @@
-"""Imports go one way: no cycle among the gateway's, the runner's or the benches' own modules."""
+"""Imports go one way: no cycle among the gateway's, the runner's or the benches' own modules, and
+none from a gateway layer into the one above it."""
 
 from __future__ import annotations
 
@@ -13,6 +14,22 @@ _spec.loader.exec_module(import_cycles)
 
 def test_the_project_has_no_import_cycle():
     assert import_cycles.all_cycles() == {"gateway/src": [], "runner": [], "bench": []}
+
+
+def test_gateway_layers_import_only_downwards():
+    src = ROOT / "gateway/src"
+    assert import_cycles.upward_imports(import_cycles.typescript_graph(src), src) == []
+
+
+def test_an_upward_import_is_found(tmp_path, monkeypatch):
+    for layer in ("http", "services", "runners"):
+        (tmp_path / layer).mkdir()
+    (tmp_path / "http" / "route.ts").write_text("import { s } from '../services/s.ts';\n")
+    (tmp_path / "services" / "s.ts").write_text("import type { R } from '../http/route.ts';\nimport { c } from '../runners/c.ts';\n")
+    (tmp_path / "runners" / "c.ts").write_text("export const c = 1;\n")
+    monkeypatch.setattr(import_cycles, "ROOT", tmp_path)
+    found = import_cycles.upward_imports(import_cycles.typescript_graph(tmp_path), tmp_path)
+    assert found == ["services/s.ts -> http/route.ts"]
 
 
 def test_a_cycle_is_found_in_either_language(tmp_path):

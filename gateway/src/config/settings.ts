@@ -29,7 +29,7 @@ export function modelSpec(entry: string): { name: string; path?: string } {
  * Every setting of the gateway, keyed by its environment variable name. Each can also be given
  * as a flag: the name in kebab case (`MAX_QUEUE_SIZE` → `--max-queue-size`). Precedence is
  * flags, then the environment, then a `.env` file in the working directory, then the default.
- * This schema is the only description of the settings; the README table mirrors it.
+ * This schema is the only description of the settings; the table in docs/settings.md mirrors it.
  */
 export const settingsSchema = z.object({
   /**

@@ -3,7 +3,7 @@
  *
  * Each CPU runner starts with a thread per core, the fastest choice while it computes alone.
  * Two such runners computing at once oversubscribe the cores, and get less done together than
- * one alone (bench/bench_side_by_side.py; figures in the README). So every call tells its runner how many threads to use: its
+ * one alone (bench/bench_side_by_side.py; figures in docs/performance.md). So every call tells its runner how many threads to use: its
  * count at start divided by the number of CPU runners with calls in flight, this one included.
  * A runner that falls back to computing alone gets its full count on its next call.
  *

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { MetricObjectWithValues, MetricValue, MetricValueWithName } from 'prom-client';
-import type { StatsSample } from '../http/schemas/stats.ts';
 import type { Metrics } from '../metrics/metrics.ts';
+import type { StatsSample } from './stats-sample.ts';
 
 /** Sums of the counters a sample is the difference of. */
 interface Totals {

@@ -1,7 +1,7 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { ApiError } from '../../errors.ts';
-import type { StatsSample } from '../schemas/stats.ts';
+import type { StatsSample } from '../../services/stats-sample.ts';
 
 /**
  * GET /stats: the live traffic series held so far (services/traffic-stats.ts), for a page that

@@ -13,7 +13,7 @@ export const cohereEmbeddingTypes = ['float', ...QUANTIZED_TYPES, 'base64'] as c
 const common = {
   /** A served embedding model; without it, the default model answers. */
   model: z.string({ error: 'model must be a string' }).min(1, 'model must not be empty').optional(),
-  /** The kind of text: picks the model's prompt (see README). Cohere's "image" is refused: text only. */
+  /** The kind of text: picks the model's prompt (see docs/api.md). Cohere's "image" is refused: text only. */
   input_type: z.enum(cohereInputTypes, {
     error: (issue) => (issue.input === 'image' ? 'input_type image is not supported: this server embeds text only'
       : `input_type must be one of ${cohereInputTypes.join(', ')}`),

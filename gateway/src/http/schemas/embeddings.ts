@@ -18,7 +18,7 @@ export const embeddingExtensions = {
   truncation_direction: z.enum(['left', 'right', 'Left', 'Right']).optional(),
   /** Extension: false returns vectors before the model's final L2 normalisation. */
   normalize: z.boolean().optional(),
-  /** Extension: which tokenizer wrote token-id inputs: cl100k_base or o200k_base (OpenAI's), or model. Default: the route's dialect (see README). */
+  /** Extension: which tokenizer wrote token-id inputs: cl100k_base or o200k_base (OpenAI's), or model. Default: the route's dialect (see docs/api.md). */
   tokenizer: z.enum(['cl100k_base', 'o200k_base', 'model']).optional(),
 };
 
@@ -30,7 +30,7 @@ export const embeddingsRequestSchema = z.object({
       : Array.isArray(issue.input) && issue.input.length === 0 ? 'input must hold at least one text'
         : 'input must be a string, an array of strings, an array of token ids or an array of arrays of token ids'),
   }),
-  /** A served model or one of MODEL_ALIASES; without it, the default model (see README). */
+  /** A served model or one of MODEL_ALIASES; without it, the default model (see docs/api.md). */
   model: z.string({ error: 'model must be a string' }).min(1, 'model must not be empty').optional(),
   /**
    * float: JSON numbers; base64: the little-endian float32 bytes, base64-encoded. Extension, for

@@ -12,7 +12,7 @@ export const llamaEmbeddingRequestSchema = z.object({
   /** What to embed (llama.cpp's field); `input` is accepted as a synonym. */
   content: content.optional(),
   input: content.optional(),
-  /** The served model to use (our extension; llama.cpp serves one). Default: see the README's model selection. */
+  /** The served model to use (our extension; llama.cpp serves one). Default: see model selection in docs/api.md. */
   model: z.string().min(1).optional(),
   /** -1 none, 0 max-abs scaled to int16, 1 taxicab, 2 Euclidean (default), >2 p-norm. */
   embd_normalize: z.number().int().min(-1).default(2),

@@ -10,7 +10,7 @@ const inputs = z.union([text, tokenIds, z.array(text).min(1), z.array(tokenIds).
     : 'inputs must be a non-empty string, an array of token ids, or an array of either (one kind per request)'),
 });
 
-/** The served model to use (our extension; TEI serves one). Default: see the README's model selection. */
+/** The served model to use (our extension; TEI serves one). Default: see model selection in docs/api.md. */
 const model = z.string().min(1).optional();
 
 /** Options every TEI embedding route shares. */

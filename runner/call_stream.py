@@ -25,7 +25,7 @@ from typing import Callable, Iterator
 
 import grpc
 
-from . import compute_threads
+from . import call_deadline, compute_threads
 from ._proto import runner_pb2
 
 #: Answers one call; never raises (a failure is a CallResult with an error).
@@ -76,4 +76,5 @@ class CallStream:
         if call.deadline_ms and time.time() * 1000 > call.deadline_ms:
             return runner_pb2.CallResult(id=call.id, error=runner_pb2.CallError(
                 code=grpc.StatusCode.DEADLINE_EXCEEDED.value[0], message="the call's deadline passed before it started"))
-        return self._answer(call)
+        with call_deadline.until(call.deadline_ms):
+            return self._answer(call)

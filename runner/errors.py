@@ -37,6 +37,12 @@ class InvalidInput(RunnerError):
     code = grpc.StatusCode.INVALID_ARGUMENT
 
 
+class CallExpired(RunnerError):
+    """The call's deadline passed while it computed: the gateway has answered its requests already."""
+
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
 class ConfigError(RunnerError):
     """The catalog, the weights on disk or the device cannot serve the model; fatal at start."""
 

@@ -16,7 +16,7 @@ from .call_stream import CallStream
 from .device import device_broken, out_of_memory
 from .device_profile import DeviceProfile
 from ._proto import runner_pb2, runner_pb2_grpc
-from .errors import InputFailure, RunnerError
+from .errors import CallExpired, InputFailure, RunnerError
 from .handlers.base import EmbedOptions, Handler
 from .logs import JsonLogger
 
@@ -145,6 +145,9 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
                     started = time.perf_counter()  # the wait for the turn is not compute time
                     out = work()
                     elapsed = time.perf_counter() - started
+            except CallExpired as exc:
+                self._logger.warn("call_expired", **ids, inputs=inputs)
+                raise _Failed(exc.code, str(exc)) from None
             except RunnerError as exc:
                 raise _Failed(exc.code, str(exc)) from None
             except Exception as exc:

@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import torch
 
-from .. import compute_threads, tracing
+from .. import call_deadline, compute_threads, tracing
 from ..device import out_of_memory, release_memory, synchronize
 from ..device_profile import IDLE_S, UNMEASURED_OVERHEAD_TOKENS, DeviceProfile
 from ..errors import (EMPTY_INPUT, INVALID_TOKEN_IDS, NOTHING_READ, ConfigError, InputFailure, InvalidInput,
@@ -288,11 +288,13 @@ class EncoderHandler(Handler):
         padded = self._staging.to_device([self._pad(bucket, batch, tok.pad_token_id, tok.padding_side)
                                           for bucket in buckets])
         threads = compute_threads.requested()
+        deadline = call_deadline.current()
 
         def compute() -> list[tuple[list[int], Callable[[], Any]]]:
             with torch.inference_mode():
                 parts = []
                 for bucket, features in zip(buckets, padded):
+                    call_deadline.check(deadline)
                     # After idling, a short pass runs alone rather than wait for sleeping threads
                     # to wake, where the device profile measured that faster.
                     idle = time.monotonic() - self._last_pass >= IDLE_S

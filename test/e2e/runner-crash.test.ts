@@ -104,10 +104,15 @@ describe('a runner stopped with SIGSTOP', () => {
       expect(unhealthy.status).toBe(503);
       expect(((await unhealthy.json()) as any).models[MODEL].runners[0].state).toBe('unresponsive');
 
-      // Woken before the probes give up on it, the same process serves again: no restart.
+      // Woken before the probes give up on it, the same process serves again: no restart. It first
+      // finishes the pass it was stopped in and drops the rest of that expired call, so on a loaded
+      // machine a request may still get the retryable 503 meanwhile, as a client would retry it.
       process.kill(pid!, 'SIGCONT');
       while ((await fetch(`${server.url}/health`)).status !== 200) await new Promise((r) => setTimeout(r, 250));
-      expect((await embed(server, ['after the pause'])).status).toBe(200);
+      const after: number[] = [];
+      while (after.length < 10 && after.at(-1) !== 200) after.push((await embed(server, ['after the pause'])).status);
+      expect(after.at(-1)).toBe(200);
+      expect(after.every((s) => s === 200 || s === 503)).toBe(true);
       expect(runnerPids(server)).toEqual([pid]);
       expect(logLines(server, 'runner_unresponsive_killing')).toHaveLength(0);
     } finally {

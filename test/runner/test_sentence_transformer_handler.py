@@ -112,3 +112,22 @@ def test_bfloat16_on_the_cpu_stays_close_to_float32(minilm_dir, handler):
     got = fast.embed(TEXTS, EmbedOptions()).vectors
     assert got.dtype == np.float32
     assert cosines(got, handler.embed(TEXTS, EmbedOptions()).vectors).min() >= 0.99
+
+
+def test_a_call_past_its_deadline_abandons_its_remaining_passes(minilm_dir, monkeypatch):
+    """The gateway has answered 503 by then; passes nobody reads would only delay the next call."""
+    from runner import call_deadline
+    from runner.errors import CallExpired
+
+    handler = make_handler(minilm_dir, max_batch_tokens=64)  # many passes for these texts
+    passes = []
+    model = handler._model
+    monkeypatch.setattr(handler, "_model", lambda **features: passes.append(1) or model(**features))
+    clock = iter([99.0, 101.0, 101.0])  # in time for the first pass, late for the second
+    monkeypatch.setattr(call_deadline.time, "time", lambda: next(clock))
+    with call_deadline.until(100_000), pytest.raises(CallExpired, match="deadline passed during its forward passes"):
+        handler.embed(TEXTS, EmbedOptions())
+    assert len(passes) == 1
+    monkeypatch.undo()
+    with call_deadline.until(0):  # no deadline: every pass runs
+        assert handler.embed(TEXTS, EmbedOptions()).vectors.shape == (len(TEXTS), 384)

@@ -99,7 +99,7 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
         out, elapsed = self._call(call, "Rerank", len(docs), lambda: self._handler.score(
             request.query, docs, truncate=not request.refuse_long, raw=request.raw_scores,
             max_doc_tokens=request.max_doc_tokens or None,
-            truncate_side="left" if request.truncate_left else "right"))
+            truncate_side="left" if request.truncate_left else "right", sigmoid=request.sigmoid))
         return runner_pb2.RerankResponse(scores=out.scores.tolist(), token_counts=out.token_counts,
                                          compute_seconds=elapsed, errors=_errors(out.errors))
 

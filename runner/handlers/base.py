@@ -221,8 +221,9 @@ class Handler(ABC):
         raise InvalidInput("this model does not produce token embeddings")
 
     def score(self, query: str, documents: list[str], truncate: bool, raw: bool,
-              max_doc_tokens: int | None = None, truncate_side: str = "right") -> ScoreOutput:
-        """Relevance of each document to the query; raw skips the model's activation."""
+              max_doc_tokens: int | None = None, truncate_side: str = "right", sigmoid: bool = False) -> ScoreOutput:
+        """Relevance of each document to the query; raw skips the model's activation, sigmoid puts
+        a sigmoid in its place."""
         raise InvalidInput("this model does not rerank")
 
     def classify(self, inputs: list[ClassifyInput], truncate: bool, raw: bool,

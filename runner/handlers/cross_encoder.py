@@ -45,7 +45,7 @@ class CrossEncoderHandler(EncoderHandler):
         return self._activation
 
     def score(self, query: str, documents: list[str], truncate: bool, raw: bool,
-              max_doc_tokens: int | None = None, truncate_side: str = "right") -> ScoreOutput:
+              max_doc_tokens: int | None = None, truncate_side: str = "right", sigmoid: bool = False) -> ScoreOutput:
         if not documents:
             raise InvalidInput("documents must not be empty")
         tok = self.tokenizer()
@@ -76,14 +76,14 @@ class CrossEncoderHandler(EncoderHandler):
         batch = Tokenized(ids, types if self._template.types is not None else None).with_failures(failures)
 
         def forward(features):
-            return self._activate(self._model(**features).logits[:, 0].float(), raw)
+            return self._activate(self._model(**features).logits[:, 0].float(), raw, sigmoid)
 
         scores = np.array(self._run(batch, forward, np.float32(0)), dtype=np.float32)
         return ScoreOutput(scores, batch.lengths, batch.failures)
 
-    def _activate(self, logits: torch.Tensor, raw: bool) -> torch.Tensor:
+    def _activate(self, logits: torch.Tensor, raw: bool, sigmoid: bool) -> torch.Tensor:
         """Calibrated scores from raw ones; per bucket, so a failed document's 0 stays 0."""
-        if raw or self._activation != "sigmoid":
+        if raw or not (sigmoid or self._activation == "sigmoid"):
             return logits
         return torch.sigmoid(logits)
 

@@ -53,6 +53,15 @@ def test_ms_marco_matches_cross_encoder_with_identity(marco, standins):
     assert np.allclose(marco.score(QUERY, short, truncate=True, raw=True).scores, got)
 
 
+def test_sigmoid_replaces_the_models_own_activation_unless_raw(marco):
+    """TEI's rule (a sigmoid for every model) and Cohere's activation "sigmoid", computed here only."""
+    raw = marco.score(QUERY, DOCS[:3], truncate=True, raw=True).scores
+    assert marco.score_activation == "identity"
+    got = marco.score(QUERY, DOCS[:3], truncate=True, raw=False, sigmoid=True).scores
+    assert np.allclose(got, 1 / (1 + np.exp(-raw.astype(np.float64))), atol=1e-6)
+    assert np.array_equal(marco.score(QUERY, DOCS[:3], truncate=True, raw=True, sigmoid=True).scores, raw)
+
+
 def test_only_the_document_side_is_truncated(marco):
     out = marco.score(QUERY, DOCS, truncate=True, raw=True)
     assert out.token_counts[3] == marco.max_tokens

@@ -92,7 +92,7 @@ class FakeHandler(Handler):
         rows = [np.ones((0 if t == TOO_LONG else 2, 3), np.float32) for t in texts]
         return MultiVectorOutput(rows, [len(r) for r in rows], self.failures(texts))
 
-    def score(self, query, documents, truncate, raw, max_doc_tokens=None, truncate_side="right"):
+    def score(self, query, documents, truncate, raw, max_doc_tokens=None, truncate_side="right", sigmoid=False):
         scores = np.array([0 if d == TOO_LONG else 0.5 for d in documents], np.float32)
         return ScoreOutput(scores, [0 if d == TOO_LONG else 3 for d in documents], self.failures(documents))
 

@@ -20,6 +20,3 @@ export async function rankDocuments(app: FastifyInstance, request: FastifyReques
   request.log.info({ model: model.name, documents: documents.length, tokens, queue_ms: out.queueMs, inference_ms: out.inferenceMs, status: 200 }, 'rerank_request');
   return { model: model.name, ranked, tokens };
 }
-
-/** The logistic function, which turns a cross-encoder's logit into a score in (0, 1). */
-export const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));

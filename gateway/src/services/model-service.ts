@@ -66,7 +66,8 @@ export interface EmbedChoices {
 
 /** How a rerank call scores: raw logits or calibrated, and how over-long documents are cut or refused. */
 export interface RerankChoices {
-  raw: boolean;
+  /** model: the activation the model's config names; none: the raw logit; sigmoid: a sigmoid whatever the model names. */
+  activation: 'model' | 'none' | 'sigmoid';
   truncate?: boolean;
   /** Cohere's max_tokens_per_doc: a cap below the model's own room for each document. */
   maxDocTokens?: number;
@@ -168,7 +169,10 @@ export class ModelService {
     this.#checkLimits([query], { param: 'query', name: () => 'query' });
     return this.#hold(documents, docs, async () => {
       this.#require('rerank');
-      const spec = rerankSpec(query, { raw_scores: opts.raw, refuse_long: !this.#truncate(opts), max_doc_tokens: opts.maxDocTokens ?? 0, truncate_left: opts.truncateLeft === true });
+      const spec = rerankSpec(query, {
+        raw_scores: opts.activation === 'none', sigmoid: opts.activation === 'sigmoid', refuse_long: !this.#truncate(opts),
+        max_doc_tokens: opts.maxDocTokens ?? 0, truncate_left: opts.truncateLeft === true,
+      });
       return { ...(await this.#submit(documents, spec, docs)), cacheHits: 0 };
     });
   }

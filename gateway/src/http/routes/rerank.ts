@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { rerankRequestSchema, type RerankResponse } from '../schemas/rerank.ts';
-import { rankDocuments, sigmoid } from '../ranking.ts';
+import { rankDocuments } from '../ranking.ts';
 import { parseOrThrow } from '../validate.ts';
 import { teiRerank } from './tei.ts';
 
@@ -23,8 +23,7 @@ export default async function rerankRoutes(app: FastifyInstance): Promise<void> 
     const documents = body.documents.map((d) => (typeof d === 'string' ? d : d.text));
     const activation = body.activation ?? (body.raw_scores ? 'none' : 'model');
     const { model, ranked, tokens } = await rankDocuments(app, request, body.model, body.query, documents,
-      { raw: activation !== 'model', truncate: body.truncate, maxDocTokens: body.max_tokens_per_doc });
-    if (activation === 'sigmoid') for (const r of ranked) r.score = sigmoid(r.score);
+      { activation, truncate: body.truncate, maxDocTokens: body.max_tokens_per_doc });
     return {
       id: request.id,
       object: 'list',

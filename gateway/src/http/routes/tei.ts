@@ -7,7 +7,7 @@ import {
   decodeRequestSchema, teiEmbedAllRequestSchema, teiEmbedRequestSchema, teiEmbedSparseRequestSchema,
   teiRerankRequestSchema, teiSimilarityRequestSchema, type TeiInfo,
 } from '../schemas/tei.ts';
-import { rankDocuments, sigmoid } from '../ranking.ts';
+import { rankDocuments } from '../ranking.ts';
 import { parseOrThrow } from '../validate.ts';
 import { teiPredict } from './classify.ts';
 import { float32Row, float32Rows } from '../vectors.ts';
@@ -52,12 +52,11 @@ async function similarity(app: FastifyInstance, request: FastifyRequest): Promis
 export async function teiRerank(app: FastifyInstance, request: FastifyRequest) {
   const body = parseOrThrow(teiRerankRequestSchema, request.body);
   const { ranked } = await rankDocuments(app, request, body.model, body.query, body.texts, {
-    raw: true, truncate: body.truncate, truncateLeft: body.truncation_direction?.toLowerCase() === 'left',
+    activation: body.raw_scores ? 'none' : 'sigmoid', truncate: body.truncate,
+    truncateLeft: body.truncation_direction?.toLowerCase() === 'left',
   });
-  // The sigmoid is monotonic, so the order of the raw scores holds.
   return ranked
     .slice(0, body.top_n ?? body.texts.length)
-    .map(({ index, score }) => ({ index, score: body.raw_scores ? score : sigmoid(score) }))
     .map((r) => (body.return_text ? { ...r, text: body.texts[r.index]! } : r));
 }
 

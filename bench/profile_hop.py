@@ -134,11 +134,12 @@ def main() -> int:
             out = subprocess.run([str(ROOT / "node_modules/.bin/node"), str(ROOT / "bench/capacity_load.ts"), url, model,
                                   str(args.clients), str(args.seconds), "miss"], capture_output=True, text=True, check=True)
             requests = json.loads(out.stdout.strip().splitlines()[-1])["requests"]
-        while time.monotonic() < until and not args.clients:
-            if args.pause_ms:
-                time.sleep(args.pause_ms / 1000)
-            send(requests)
-            requests += 1
+        else:
+            while time.monotonic() < until:
+                if args.pause_ms:
+                    time.sleep(args.pause_ms / 1000)
+                send(requests)
+                requests += 1
         if spy.wait(timeout=60) != 0:
             print(f"py-spy failed: {spy.stderr.read().strip()}", file=sys.stderr)
     finally:

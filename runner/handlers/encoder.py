@@ -242,7 +242,7 @@ class EncoderHandler(Handler):
         batch = Tokenized(enc["input_ids"], enc.get("token_type_ids"))
         empty = self._tokens_of_nothing(tok, prefix)
         failures = [InputFailure(i, NOTHING_READ, EMPTY_INPUT)
-                    for i, ids in enumerate(batch.ids) if len(ids) == len(empty) and ids == empty]
+                    for i, ids in enumerate(batch.ids) if ids == empty]
         if not truncate:
             failures += self._overlong_texts(tok, full, batch.lengths)
         return batch.with_failures(failures) if failures else batch

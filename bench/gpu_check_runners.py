@@ -4,7 +4,8 @@ the gRPC client that measures them.
 The command line, the environment (CUDA_VISIBLE_DEVICES=N with --device cuda:0 for cuda:N, the
 secret, PYTHONPATH) and the readiness rule (health says SERVING after the `serving` log line) are
 those of gateway/src/runners/supervisor.ts, so a runner that passes here starts under the gateway
-too. Everything is bounded: start-up by a deadline, every call by a timeout, and each runner is
+too; only the entry comes from the catalog file (--config), where the gateway passes it validated
+(--entry). Everything is bounded: start-up by a deadline, every call by a timeout, and each runner is
 stopped on exit; as under the gateway, a runner also exits when its stdin closes, so one cannot
 outlive a check that was killed outright.
 """

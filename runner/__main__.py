@@ -20,7 +20,7 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 
 from . import compute_threads
-from .catalog import load_catalog
+from .catalog import entry_from_gateway, load_catalog
 from .detect import local_entry
 from .device import resolve_device
 from .device_profile import profile_handler, warm_shapes
@@ -38,7 +38,8 @@ SECRET_ENV = "EDGE_EMBED_RUNNER_SECRET"
 def _parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m runner", description=__doc__)
     p.add_argument("--model", required=True, help="catalog name of the model to serve")
-    p.add_argument("--config", default="configs/model_config.yaml", help="model catalog path")
+    p.add_argument("--config", default="configs/model_config.yaml", help="model catalog path, read when --entry is not given")
+    p.add_argument("--entry", help="the model's catalog entry as JSON, as the gateway validated it; the catalog is then not read")
     p.add_argument("--models-dir", default="models", help="folder holding <name>/ weight folders")
     p.add_argument("--model-path", help="serve the model in this folder, which need not be in the catalog; "
                                         "the handler is chosen from the folder's own files")
@@ -97,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(args.model_path).resolve() if args.model_path else None
         if folder:
             entry = local_entry(args.model, folder)
+        elif args.entry:
+            entry = entry_from_gateway(args.entry)
         else:
             catalog = load_catalog(Path(args.config))
             if args.model not in catalog:

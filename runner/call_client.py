@@ -19,12 +19,15 @@ from ._proto import runner_pb2, runner_pb2_grpc
 
 
 class CallFailed(Exception):
-    """A call that failed as a whole: the CallError's status and message."""
+    """A call that failed as a whole: the CallError's status and message, and for an option the
+    model does not offer, its field and error code."""
 
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+    def __init__(self, code: grpc.StatusCode, message: str, param: str = "", error_code: str = "") -> None:
         super().__init__(f"{code.name}: {message}")
         self.code = code
         self.message = message
+        self.param = param
+        self.error_code = error_code
 
 
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
@@ -71,7 +74,8 @@ class CallsClient:
                     future = self._waiting.pop(result.id)
                 kind = result.WhichOneof("body")
                 if kind == "error":
-                    future.set_exception(CallFailed(_CODES[result.error.code], result.error.message))
+                    future.set_exception(CallFailed(_CODES[result.error.code], result.error.message,
+                                                    result.error.param, result.error.error_code))
                 else:
                     future.set_result(getattr(result, kind))
             ended = CallFailed(grpc.StatusCode.CANCELLED, "the stream ended")

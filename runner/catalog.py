@@ -1,7 +1,9 @@
-"""Reads and validates configs/model_config.yaml, the catalog shared with the gateway."""
+"""Reads and validates configs/model_config.yaml for a runner started by hand (bench scripts, tests);
+under the gateway, the runner takes the entry the gateway validated (entry_from_gateway)."""
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +59,21 @@ def load_catalog(path: Path) -> dict[str, CatalogEntry]:
             raise ConfigError(f"{path}: models[{i}]: duplicate name '{entry.name}'")
         entries[entry.name] = entry
     return entries
+
+
+def entry_from_gateway(text: str) -> CatalogEntry:
+    """The entry the gateway validated and resolved (gateway/src/config/catalog.ts), taken as it
+    is: under the gateway, the runner reads no catalog of its own. Only the contract is checked,
+    so that a field this runner does not know fails at start instead of being dropped."""
+    try:
+        raw = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"--entry is not JSON: {exc}") from None
+    unknown = sorted(set(raw) - set(CatalogEntry.__dataclass_fields__)) if isinstance(raw, dict) else ["(not an object)"]
+    if unknown:
+        raise ConfigError(f"--entry has field(s) this runner does not know: {', '.join(unknown)}")
+    return CatalogEntry(**{**raw, "matryoshka_dims": tuple(raw.get("matryoshka_dims", ())),
+                           "default_prompts": dict(raw.get("default_prompts", {}))})
 
 
 def _parse_entry(raw: object, where: str) -> CatalogEntry:

@@ -37,6 +37,17 @@ class InvalidInput(RunnerError):
     code = grpc.StatusCode.INVALID_ARGUMENT
 
 
+class UnsupportedOption(InvalidInput):
+    """A call option the model does not offer (a Matryoshka size, a prompt name). The runner owns
+    these rules, since it knows the model; the gateway passes `param` and `error_code` on to the
+    client as they are."""
+
+    def __init__(self, param: str, error_code: str, message: str) -> None:
+        super().__init__(message)
+        self.param = param
+        self.error_code = error_code
+
+
 class CallExpired(RunnerError):
     """The call's deadline passed while it computed: the gateway has answered its requests already."""
 

@@ -16,9 +16,10 @@ from .call_stream import CallStream
 from .device import device_broken, out_of_memory
 from .device_profile import DeviceProfile
 from ._proto import runner_pb2, runner_pb2_grpc
-from .errors import CallExpired, InputFailure, RunnerError
+from .errors import CallExpired, InputFailure, RunnerError, UnsupportedOption
 from .handlers.base import EmbedOptions, Handler
 from .logs import JsonLogger
+from .normalization import embd_normalize
 
 
 class RunnerService(runner_pb2_grpc.RunnerServicer):
@@ -62,17 +63,20 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
         try:
             return runner_pb2.CallResult(id=call.id, **{kind: getattr(self, f"_{kind}")(getattr(call, kind), call)})
         except _Failed as failed:
-            code, message = failed.code, failed.message
+            error = runner_pb2.CallError(code=failed.code.value[0], message=failed.message, param=failed.param,
+                                        error_code=failed.error_code)
+            return runner_pb2.CallResult(id=call.id, error=error)
         except Exception:  # building the result: a fault of ours, which must not end the stream
             self._logger.error("call_failed", exc_info=True, request_id=",".join(call.request_ids))
             code, message = grpc.StatusCode.INTERNAL, "the runner failed on this call"
         return runner_pb2.CallResult(id=call.id, error=runner_pb2.CallError(code=code.value[0], message=message))
 
     def _embed(self, request: runner_pb2.EmbedRequest, call: runner_pb2.Call) -> runner_pb2.EmbedResponse:
+        norm = request.norm if request.HasField("norm") else None
         opts = EmbedOptions(prompt_name=request.prompt_name or None, dimensions=request.dimensions or None,
                             truncate=not request.refuse_long,
                             truncate_side="left" if request.truncate_left else "right",
-                            normalize=not request.no_normalize)
+                            normalize=not request.no_normalize and norm is None)
         texts = [list(t.ids) for t in request.token_ids] if request.token_ids else list(request.texts)
         kind = request.kind
         if kind == runner_pb2.SPARSE:
@@ -90,8 +94,9 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
                 vector_counts=[v.shape[0] for v in out.vectors], token_counts=out.token_counts,
                 compute_seconds=elapsed, errors=_errors(out.errors))
         out, elapsed = self._call(call, "Embed", len(texts), lambda: self._handler.embed(texts, opts))
+        vectors = out.vectors if norm is None else embd_normalize(out.vectors, norm)
         return runner_pb2.EmbedResponse(
-            vectors=out.vectors.astype("<f4", copy=False).tobytes(), dimensions=out.vectors.shape[1],
+            vectors=vectors.astype("<f4", copy=False).tobytes(), dimensions=vectors.shape[1],
             token_counts=out.token_counts, compute_seconds=elapsed, errors=_errors(out.errors))
 
     def _rerank(self, request: runner_pb2.RerankRequest, call: runner_pb2.Call) -> runner_pb2.RerankResponse:
@@ -148,6 +153,8 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
             except CallExpired as exc:
                 self._logger.warn("call_expired", **ids, inputs=inputs)
                 raise _Failed(exc.code, str(exc)) from None
+            except UnsupportedOption as exc:
+                raise _Failed(exc.code, str(exc), exc.param, exc.error_code) from None
             except RunnerError as exc:
                 raise _Failed(exc.code, str(exc)) from None
             except Exception as exc:
@@ -190,11 +197,14 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
 
 
 class _Failed(Exception):
-    """A call that failed as a whole, with the status the gateway reads it as."""
+    """A call that failed as a whole, with the status the gateway reads it as, and for an
+    unsupported option, the request field and error code the client gets."""
 
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+    def __init__(self, code: grpc.StatusCode, message: str, param: str = "", error_code: str = "") -> None:
         super().__init__(message)
         self.code = code
+        self.param = param
+        self.error_code = error_code
         self.message = message
 
 

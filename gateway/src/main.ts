@@ -7,7 +7,7 @@ import { createLogger } from './logger.ts';
 import { createMetrics } from './metrics/metrics.ts';
 import { SocketDir } from './runners/socket-dir.ts';
 import { RunnerStartError } from './runners/supervisor.ts';
-import { ModelRegistry } from './services/model-registry.ts';
+import { ModelRegistry } from './core/model-registry.ts';
 import { startTracing } from './tracing/setup.ts';
 
 const USAGE = `Usage: node gateway/src/main.ts --models NAME[,NAME...] [options]

@@ -18,7 +18,7 @@ from .. import call_deadline, compute_threads, tracing
 from ..device import out_of_memory, release_memory, synchronize
 from ..device_profile import IDLE_S, UNMEASURED_OVERHEAD_TOKENS, DeviceProfile
 from ..errors import (EMPTY_INPUT, INVALID_TOKEN_IDS, NOTHING_READ, ConfigError, InputFailure, InvalidInput,
-                      OutOfDeviceMemory, too_long)
+                      OutOfDeviceMemory, UnsupportedOption, too_long)
 from ..host_staging import HostStaging
 from .base import (DetokenizeOutput, EmbedOptions, Handler, Inputs, LoadContext, MultiVectorOutput, Token,
                    TokenizeOutput)
@@ -207,6 +207,10 @@ class EncoderHandler(Handler):
         """Token ids for a batch of texts (with an optional prompt prefix) or of ready-made ids."""
         if not inputs:
             raise InvalidInput("inputs must not be empty")
+        if opts.prompt_name and opts.prompt_name not in self.prompt_names:
+            known = ", ".join(self.prompt_names) or "none"
+            raise UnsupportedOption("prompt_name", "unsupported_prompt_name",
+                                    f"unknown prompt_name '{opts.prompt_name}'; this model's prompts: {known}")
         if isinstance(inputs[0], list):
             return self._from_ids(inputs, opts)
         return self.encode_texts(inputs, opts.truncate, opts.truncate_side, prefix)
@@ -384,7 +388,8 @@ def matryoshka(vectors: np.ndarray, dimensions: int | None, full: int, allowed: 
         return vectors
     if dimensions not in allowed:
         sizes = ", ".join(str(d) for d in sorted(set(allowed) | {full}, reverse=True))
-        raise InvalidInput(f"dimensions={dimensions} is not supported by this model; supported: {sizes}")
+        raise UnsupportedOption("dimensions", "unsupported_dimensions",
+                                f"dimensions={dimensions} is not supported by this model; supported: {sizes}")
     cut = vectors[:, :dimensions]
     if not normalize:
         return cut

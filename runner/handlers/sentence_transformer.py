@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from ..errors import ConfigError, InvalidInput
+from ..errors import ConfigError
 from .base import EmbedOptions, EmbedOutput, Inputs, LoadContext, MultiVectorOutput
 from .encoder import EncoderHandler, Tokenized, matryoshka
 from .st_modules import Dense, Pooling, normalize
@@ -108,14 +108,9 @@ class SentenceTransformerHandler(EncoderHandler):
         return self.prepare(inputs, opts)  # ids: no prompt, by definition
 
     def _prompt_text(self, name: str | None) -> str:
-        """The text prepended to each input, as sentence-transformers' encode(prompt_name=...)."""
-        name = name or self._default_prompt
-        if not name:
-            return ""
-        if name not in self._prompts:
-            known = ", ".join(self._prompts) or "none"
-            raise InvalidInput(f"unknown prompt_name '{name}'; this model's prompts: {known}")
-        return self._prompts[name]
+        """The text prepended to each input, as sentence-transformers' encode(prompt_name=...); an
+        unknown name is refused by prepare."""
+        return self._prompts.get(name or self._default_prompt or "", "")
 
     def _forward(self, features: dict[str, torch.Tensor], normalized: bool) -> torch.Tensor:
         hidden = self._model(**features).last_hidden_state

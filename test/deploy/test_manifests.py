@@ -35,7 +35,7 @@ CRD_SCHEMAS = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitor.monitoring.coreos.com-v1.json",
     ("keda.sh/v1alpha1", "ScaledObject"): "scaledobject.keda.sh-v1alpha1.json",
 }
-HEALTH_TS = ROOT / "gateway/src/http/routes/health.ts"
+HEALTH_TS = ROOT / "gateway/src/ops/health.ts"
 
 
 def _load_renderer():
@@ -297,7 +297,7 @@ def quantity(value) -> float:
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_probes_are_distinct_and_cover_the_model_load(overlay):
     c = container(rendered(overlay))
-    routes = set(re.findall(r"app\.get\('([^']+)'", HEALTH_TS.read_text()))
+    routes = set(re.findall(r"path: '([^']+)'", HEALTH_TS.read_text()))
     live, ready, startup = (c[p]["httpGet"] for p in ("livenessProbe", "readinessProbe", "startupProbe"))
     port_names = {p["name"] for p in c["ports"]}
     for probe in (live, ready, startup):

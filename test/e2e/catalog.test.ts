@@ -70,7 +70,15 @@ describe('the whole catalog served side by side', () => {
     expect(norm).toBeCloseTo(1, 5);
     const bad = await post(server, '/v1/embeddings', { model: 'embedding-gemma-300m', input: TEXTS, dimensions: 12 });
     expect(bad.status).toBe(400);
-    expect(bad.body.error).toMatchObject({ param: 'dimensions', message: expect.stringContaining('supported: 64, 32, 16, 8') });
+    expect(bad.body.error).toMatchObject({ param: 'dimensions', code: 'unsupported_dimensions', message: expect.stringContaining('supported: 64, 32, 16, 8') });
+  });
+
+  it('refuses a prompt the model lacks, also on a model with no prompts at all', async () => {
+    for (const model of ['embedding-gemma-300m', 'bge-m3']) {
+      const bad = await post(server, '/v1/embeddings', { model, input: TEXTS, prompt_name: 'nope' });
+      expect(bad.status, model).toBe(400);
+      expect(bad.body.error, model).toMatchObject({ param: 'prompt_name', code: 'unsupported_prompt_name', message: expect.stringContaining("unknown prompt_name 'nope'") });
+    }
   });
 
   it('serves bge-m3 sparse and ColBERT outputs', async () => {

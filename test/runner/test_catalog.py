@@ -2,7 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from runner.catalog import load_catalog
+import json
+
+from runner.catalog import entry_from_gateway, load_catalog
 from runner.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,3 +55,13 @@ def test_missing_models_list(tmp_path):
 def test_keep_alive_forms_the_gateway_accepts(tmp_path, keep_alive):
     path = write(tmp_path, f"models:\n  - {{name: m, hf_repo_id: a/b, handler: a.B, keep_alive: {keep_alive}}}\n")
     assert load_catalog(path)["m"].keep_alive is not None
+
+
+def test_the_gateways_entry_is_taken_as_it_is_and_an_unknown_field_fails_at_start():
+    project = load_catalog(Path("configs/model_config.yaml"))["embedding-gemma-300m"]
+    sent = {**project.__dict__, "matryoshka_dims": list(project.matryoshka_dims)}
+    assert entry_from_gateway(json.dumps(sent)) == project
+    with pytest.raises(ConfigError, match="does not know: colour"):
+        entry_from_gateway(json.dumps({**sent, "colour": "red"}))
+    with pytest.raises(ConfigError, match="not JSON"):
+        entry_from_gateway("{")

@@ -19,7 +19,7 @@ import torch
 from runner import compute_threads
 from runner.call_client import CallFailed, CallsClient
 from runner._proto import runner_pb2, runner_pb2_grpc
-from runner.errors import InputFailure, InvalidInput, OutOfDeviceMemory
+from runner.errors import InputFailure, InvalidInput, OutOfDeviceMemory, UnsupportedOption
 from runner.handlers.base import (DetokenizeOutput, EmbedOutput, Handler, MultiVectorOutput, ScoreOutput,
                                   SparseOutput, Token, TokenizeOutput)
 from runner.logs import JsonLogger
@@ -75,6 +75,8 @@ class FakeHandler(Handler):
             raise RuntimeError("secret internal detail")
         if texts == ["bad"]:
             raise InvalidInput("bad input")
+        if texts == ["seven"]:
+            raise UnsupportedOption("dimensions", "unsupported_dimensions", "dimensions=7 is not supported by this model")
         if texts == ["sticky"]:
             raise torch.AcceleratorError("CUDA error: an illegal memory access was encountered")
         if texts == ["full"]:
@@ -171,6 +173,22 @@ def test_embed_packs_little_endian_float32(tmp_path, capsys):
     assert batch["model"] == "fake"
 
 
+def test_norm_replaces_the_models_own_normalisation(tmp_path, capsys):
+    seen = []
+
+    class Recording(FakeHandler):
+        def embed(self, texts, opts):
+            seen.append(opts.normalize)
+            return super().embed(texts, opts)
+
+    with serving(tmp_path, Recording()) as address, calls(address) as client:
+        taxicab = client.call("embed", runner_pb2.EmbedRequest(texts=["ab"], norm=1))
+        own = embed(client, "ab")
+    assert seen == [False, True]
+    np.testing.assert_allclose(np.frombuffer(taxicab.vectors, "<f4"), [2 / 3.5, 0, -1.5 / 3.5], rtol=1e-6)
+    assert np.frombuffer(own.vectors, "<f4").tolist() == [2, 0, -1.5]
+
+
 def test_info(tmp_path, capsys):
     with serving(tmp_path) as address, channel(address) as ch:
         reply = runner_pb2_grpc.RunnerStub(ch).Info(runner_pb2.InfoRequest())
@@ -209,6 +227,17 @@ def test_errors_map_to_status_codes_without_leaking(tmp_path, capsys, text, code
     assert err.code == code
     assert err.message == detail
     assert "secret" not in err.message
+
+
+def test_an_unsupported_option_fails_the_call_naming_its_field_and_code(tmp_path, capsys):
+    def go(client):
+        with pytest.raises(CallFailed) as info:
+            embed(client, "seven")
+        return info.value
+
+    err = call(tmp_path, capsys, go)
+    assert (err.code, err.param, err.error_code) == (grpc.StatusCode.INVALID_ARGUMENT, "dimensions", "unsupported_dimensions")
+    assert err.message == "dimensions=7 is not supported by this model"
 
 
 def test_a_call_whose_deadline_passed_before_it_started_is_not_computed(tmp_path):

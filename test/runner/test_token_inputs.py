@@ -80,8 +80,9 @@ def test_a_call_of_only_bad_inputs_succeeds_without_the_model(minilm, monkeypatc
 def test_what_every_input_shares_still_fails_the_call(minilm):
     with pytest.raises(InvalidInput, match="unknown prompt_name 'nope'"):
         minilm.embed([LONG], EmbedOptions(prompt_name="nope", truncate=False))
-    with pytest.raises(InvalidInput, match="dimensions=12 is not supported"):
+    with pytest.raises(InvalidInput, match="dimensions=12 is not supported") as refused:
         minilm.embed([[999999]], EmbedOptions(dimensions=12))
+    assert (refused.value.param, refused.value.error_code) == ("dimensions", "unsupported_dimensions")
 
 
 def test_detokenize_fails_only_sequences_outside_the_vocabulary(minilm):

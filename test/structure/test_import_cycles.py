@@ -21,15 +21,19 @@ def test_gateway_layers_import_only_downwards():
     assert import_cycles.upward_imports(import_cycles.typescript_graph(src), src) == []
 
 
-def test_an_upward_import_is_found(tmp_path, monkeypatch):
-    for layer in ("http", "services", "runners"):
-        (tmp_path / layer).mkdir()
-    (tmp_path / "http" / "route.ts").write_text("import { s } from '../services/s.ts';\n")
-    (tmp_path / "services" / "s.ts").write_text("import type { R } from '../http/route.ts';\nimport { c } from '../runners/c.ts';\n")
+def test_an_upward_import_and_one_between_dialects_are_found(tmp_path, monkeypatch):
+    for folder in ("http", "core", "runners", "dialects/tei", "dialects/cohere", "dialects/shared"):
+        (tmp_path / folder).mkdir(parents=True)
+    (tmp_path / "http" / "route.ts").write_text("import { s } from '../core/s.ts';\n")
+    (tmp_path / "core" / "s.ts").write_text("import type { R } from '../http/route.ts';\nimport { c } from '../runners/c.ts';\n")
     (tmp_path / "runners" / "c.ts").write_text("export const c = 1;\n")
+    (tmp_path / "dialects" / "shared" / "f.ts").write_text("export const f = 1;\n")
+    (tmp_path / "dialects" / "cohere" / "r.ts").write_text("export const r = 1;\n")
+    (tmp_path / "dialects" / "tei" / "t.ts").write_text(
+        "import { f } from '../shared/f.ts';\nimport { r } from '../cohere/r.ts';\nimport { s } from '../../core/s.ts';\n")
     monkeypatch.setattr(import_cycles, "ROOT", tmp_path)
     found = import_cycles.upward_imports(import_cycles.typescript_graph(tmp_path), tmp_path)
-    assert found == ["services/s.ts -> http/route.ts"]
+    assert found == ["core/s.ts -> http/route.ts", "dialects/tei/t.ts -> dialects/cohere/r.ts"]
 
 
 def test_a_cycle_is_found_in_either_language(tmp_path):

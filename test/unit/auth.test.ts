@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { OPERATIONS } from '../../gateway/src/http/openapi.ts';
+import { OPERATIONS } from '../../gateway/src/http/route-table.ts';
 import { testApp } from './test-app.ts';
 
 const app = (env: Record<string, string>) => testApp({ MODELS: 'm', ...env });

@@ -3,8 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { ApiError, InputError } from '../../gateway/src/errors.ts';
 import { createMetrics } from '../../gateway/src/metrics/metrics.ts';
 import type { CallMeta } from '../../gateway/src/runners/runner-client.ts';
-import { CpuShare } from '../../gateway/src/services/cpu-share.ts';
-import { Batcher, type BatcherOptions, type CallResult, type CallSpec, type RunnerHandle } from '../../gateway/src/services/batcher.ts';
+import { CpuShare } from '../../gateway/src/core/cpu-share.ts';
+import { Batcher, type BatcherOptions, type CallResult, type CallSpec, type RunnerHandle } from '../../gateway/src/core/batcher.ts';
 
 /**
  * A runner stand-in: vectors encode the text's length and the call number; calls finish on

@@ -1,5 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { infinityClassifyRequestSchema, teiPredictRequestSchema, vllmClassifyRequestSchema } from '../../gateway/src/http/schemas/classify.ts';
+import { infinityClassifyRequestSchema } from '../../gateway/src/dialects/infinity/schemas.ts';
+import { teiPredictRequestSchema } from '../../gateway/src/dialects/tei/schemas.ts';
+import { vllmClassifyRequestSchema } from '../../gateway/src/dialects/vllm/schemas.ts';
 import { testApp } from './test-app.ts';
 
 let current: ReturnType<typeof testApp> | undefined;

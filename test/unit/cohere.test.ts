@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { cohereEmbedV1RequestSchema, cohereEmbedV2RequestSchema } from '../../gateway/src/http/schemas/cohere.ts';
-import { parseOrThrow } from '../../gateway/src/http/validate.ts';
+import { cohereEmbedV1RequestSchema, cohereEmbedV2RequestSchema } from '../../gateway/src/dialects/cohere/embed-schemas.ts';
+import { parseOrThrow } from '../../gateway/src/dialects/shared/validate.ts';
 import { testApp } from './test-app.ts';
 
 // The runners of testApp never start: a valid request gets as far as the model (503), an

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ApiError } from '../../gateway/src/errors.ts';
-import { LoadBudget } from '../../gateway/src/services/load-budget.ts';
-import { type LifecycleRunner, ModelLifecycle, type UnloadReason } from '../../gateway/src/services/model-lifecycle.ts';
+import { LoadBudget } from '../../gateway/src/core/load-budget.ts';
+import { type LifecycleRunner, ModelLifecycle, type UnloadReason } from '../../gateway/src/core/model-lifecycle.ts';
 
 /** A runner stand-in whose starts take a few ms, or fail when told to. */
 class FakeRunner implements LifecycleRunner {

@@ -3,9 +3,9 @@ import { describe, expect, it } from 'vitest';
 import { catalogEntrySchema } from '../../gateway/src/config/catalog.ts';
 import { loadSettings, SettingsError } from '../../gateway/src/config/settings.ts';
 import { ApiError } from '../../gateway/src/errors.ts';
-import { isOpenAiShaped } from '../../gateway/src/http/routes/llama.ts';
+import { isOpenAiShaped } from '../../gateway/src/dialects/shared-paths.ts';
 import { createMetrics } from '../../gateway/src/metrics/metrics.ts';
-import { ModelRegistry } from '../../gateway/src/services/model-registry.ts';
+import { ModelRegistry } from '../../gateway/src/core/model-registry.ts';
 
 const CAPABILITIES: Record<string, string[]> = { e1: ['text-embedding'], e2: ['text-embedding', 'sparse-embedding'], r: ['rerank'] };
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { int8Scale, INT8_SPAN_RMS, quantize } from '../../gateway/src/http/quantize.ts';
+import { int8Scale, INT8_SPAN_RMS, quantize } from '../../gateway/src/dialects/shared/quantize.ts';
 
 /** A deterministic pseudo-random unit vector (xorshift), so failures reproduce. */
 function unitVector(d: number, seed: number): Float32Array {

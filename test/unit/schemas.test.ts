@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { embeddingsRequestSchema } from '../../gateway/src/http/schemas/embeddings.ts';
-import { parseOrThrow } from '../../gateway/src/http/validate.ts';
+import { embeddingsRequestSchema } from '../../gateway/src/dialects/openai/schemas.ts';
+import { parseOrThrow } from '../../gateway/src/dialects/shared/validate.ts';
 import { ApiError } from '../../gateway/src/errors.ts';
 
 describe('embeddings request schema', () => {

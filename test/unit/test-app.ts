@@ -3,7 +3,7 @@ import { catalogEntrySchema } from '../../gateway/src/config/catalog.ts';
 import { loadSettings } from '../../gateway/src/config/settings.ts';
 import { buildApp } from '../../gateway/src/http/app.ts';
 import { createMetrics } from '../../gateway/src/metrics/metrics.ts';
-import { ModelRegistry } from '../../gateway/src/services/model-registry.ts';
+import { ModelRegistry } from '../../gateway/src/core/model-registry.ts';
 
 /** Runners are never started here, so their sockets are never made. */
 const UNUSED_SOCKETS = { socket: (i: number) => `/nonexistent/r${i}.sock` };

@@ -1,7 +1,7 @@
 import { getEncoding } from 'js-tiktoken';
 import { describe, expect, it } from 'vitest';
 import { ApiError } from '../../gateway/src/errors.ts';
-import { decodeOpenAiTokens } from '../../gateway/src/services/tiktoken.ts';
+import { decodeOpenAiTokens } from '../../gateway/src/core/tiktoken.ts';
 
 function refusal(run: () => unknown): ApiError {
   try {

@@ -6,7 +6,7 @@ import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createMetrics } from '../../gateway/src/metrics/metrics.ts';
 import type { CallMeta } from '../../gateway/src/runners/runner-client.ts';
-import { Batcher, type CallSpec, type RunnerHandle } from '../../gateway/src/services/batcher.ts';
+import { Batcher, type CallSpec, type RunnerHandle } from '../../gateway/src/core/batcher.ts';
 import { tracesRequested } from '../../gateway/src/tracing/setup.ts';
 import { contextOf, startServerSpan, traceIdOf, useTracer } from '../../gateway/src/tracing/spans.ts';
 import { testApp } from './test-app.ts';

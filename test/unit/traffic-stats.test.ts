@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createMetrics } from '../../gateway/src/metrics/metrics.ts';
-import { quantileMs, TrafficStats } from '../../gateway/src/services/traffic-stats.ts';
+import { quantileMs, TrafficStats } from '../../gateway/src/core/traffic-stats.ts';
 
 describe('quantileMs', () => {
   it('interpolates within the bucket that holds the rank, as histogram_quantile does', () => {

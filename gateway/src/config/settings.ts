@@ -106,7 +106,7 @@ export const settingsSchema = z.object({
   FIDELITY_MIN_TOP10_OVERLAP: z.coerce.number().min(0).max(1).default(0.95),
   /**
    * Compute threads per runner (PyTorch and OpenVINO). 0: one per core while a runner computes
-   * alone, split between the CPU runners computing at once (services/cpu-share.ts), since a thread
+   * alone, split between the CPU runners computing at once (core/cpu-share.ts), since a thread
    * per core each oversubscribes the cores. A number fixes it for every runner.
    */
   RUNNER_THREADS: int(0, 1024).default(0),

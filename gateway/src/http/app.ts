@@ -4,51 +4,18 @@ import type { Logger } from 'pino';
 import type { Settings } from '../config/settings.ts';
 import { ApiError } from '../errors.ts';
 import type { Metrics } from '../metrics/metrics.ts';
-import type { ModelRegistry, ReloadResult } from '../services/model-registry.ts';
-import { TrafficStats } from '../services/traffic-stats.ts';
-import type { RequestTrace } from '../tracing/spans.ts';
+import type { ModelRegistry, ReloadResult } from '../core/model-registry.ts';
+import { TrafficStats } from '../core/traffic-stats.ts';
 import cors from '@fastify/cors';
+import { endStatsStreams } from '../ops/stats.ts';
+import uiRoutes from '../ops/ui.ts';
 import { requireApiKey } from './auth.ts';
 import { registerBodyParsing } from './body.ts';
 import { isServerFault, toHttpError } from './error-envelope.ts';
 import openApiRoutes from './openapi.ts';
 import { RejectionLog } from './rejection-log.ts';
+import { registerRoutes } from './route-table.ts';
 import { traceRequests } from './tracing-hooks.ts';
-import cohereRoutes from './routes/cohere.ts';
-import classifyRoutes from './routes/classify.ts';
-import embeddingsRoute from './routes/embeddings.ts';
-import adminRoutes from './routes/admin.ts';
-import healthRoute from './routes/health.ts';
-import metricsRoute from './routes/metrics.ts';
-import modelsRoute from './routes/models.ts';
-import llamaRoutes from './routes/llama.ts';
-import rerankRoutes from './routes/rerank.ts';
-import statsRoutes from './routes/stats.ts';
-import teiRoutes from './routes/tei.ts';
-import uiRoutes from './routes/ui.ts';
-
-declare module 'fastify' {
-  interface FastifyInstance {
-    /** The served models. */
-    registry: ModelRegistry;
-    /** Re-reads the model settings and the catalog; see AppDeps. */
-    reload: (() => Promise<ReloadResult>) | undefined;
-    /** The metrics registry and instruments. */
-    metrics: Metrics;
-    /** The gateway's settings. */
-    settings: Settings;
-    /** The live traffic series behind /stats. */
-    stats: TrafficStats;
-  }
-  interface FastifyRequest {
-    /** The model a request named, for metric labels; set by the route once parsed. */
-    modelName: string;
-    /** Aborts when the client disconnects before its answer is sent. */
-    abortSignal: AbortSignal;
-    /** The request's trace id and span, for its work's log lines and spans; undefined without either. */
-    trace: RequestTrace | undefined;
-  }
-}
 
 /** A client-supplied X-Request-Id is kept only if it is short and plain. */
 const REQUEST_ID = /^[\w.:@-]{1,128}$/;
@@ -99,6 +66,7 @@ export function buildApp({ settings, registry, metrics, logger, reload }: AppDep
   app.decorateRequest('modelName', '');
   app.decorateRequest('abortSignal', null as unknown as AbortSignal);
   app.decorateRequest('trace', undefined);
+  app.decorateRequest('served', undefined);
   traceRequests(app);
 
   app.addHook('onRequest', async (request, reply) => {
@@ -114,11 +82,15 @@ export function buildApp({ settings, registry, metrics, logger, reload }: AppDep
   let closing = false;
   app.addHook('preClose', async () => {
     closing = true;
+    endStatsStreams(app);
   });
   app.addHook('onSend', async (_request, reply) => {
     if (closing) reply.header('connection', 'close');
   });
   app.addHook('onResponse', async (request, reply) => {
+    // The one line of a served request (see core/request-scope.ts), with the time its answer took.
+    const served = request.served;
+    if (served) request.log.info({ ...served.fields, total_ms: Math.round(reply.elapsedTime * 1000) / 1000, status: reply.statusCode }, served.event);
     const route = request.routeOptions.url ?? 'unmatched';
     const labels = { route, model: request.modelName };
     metrics.requests.inc({ ...labels, status: String(reply.statusCode) });
@@ -147,17 +119,8 @@ export function buildApp({ settings, registry, metrics, logger, reload }: AppDep
   }
 
   app.register(openApiRoutes);
-  app.register(embeddingsRoute);
-  app.register(rerankRoutes);
-  app.register(classifyRoutes);
-  app.register(llamaRoutes);
-  app.register(teiRoutes);
-  app.register(cohereRoutes);
-  app.register(modelsRoute);
-  app.register(adminRoutes);
-  app.register(healthRoute);
-  app.register(statsRoutes);
+  // In a plugin of its own, so that the routes come after the CORS and key checks above.
+  app.register(async (scope) => registerRoutes(scope));
   app.register(uiRoutes);
-  if (settings.ENABLE_METRICS) app.register(metricsRoute);
   return app;
 }

@@ -85,7 +85,8 @@ export class CallStream {
     this.#waiting.delete(result.id);
     clearTimeout(waiting.timer);
     if (result.body === 'error') {
-      waiting.reject(fromGrpcError({ code: result.error!.code, details: result.error!.message }, this.#model));
+      const { code, message, param, error_code: errorCode } = result.error!;
+      waiting.reject(fromGrpcError({ code, details: message, param, errorCode }, this.#model));
     } else {
       waiting.resolve(result);
     }

@@ -5,6 +5,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { execa, type Result, type ResultPromise } from 'execa';
 import type { Logger } from 'pino';
+import type { CatalogEntry } from '../config/catalog.ts';
 import type { Settings } from '../config/settings.ts';
 import { gpuPinning } from './device-policy.ts';
 import { RunnerClient, type RunnerInfo } from './runner-client.ts';
@@ -39,7 +40,7 @@ const WATCHED: ReadonlySet<RunnerState> = new Set(['ready', 'probing', 'unrespon
 
 /** The runner settings the supervisor passes on; a subset of the gateway's settings. */
 export type RunnerSettings = Pick<Settings,
-  'MODEL_CONFIG' | 'MODELS_DIR' | 'MAX_CONCURRENT' | 'RUNNER_THREADS' | 'MAX_BATCH_TOKENS' | 'ENABLE_WARMUP' |
+  'MODELS_DIR' | 'MAX_CONCURRENT' | 'RUNNER_THREADS' | 'MAX_BATCH_TOKENS' | 'ENABLE_WARMUP' |
   'WARMUP_BATCH_SIZE' | 'WARMUP_STEPS' | 'RUNNER_PYTHON' | 'RUNNER_STARTUP_TIMEOUT_S' | 'RUNNER_CALL_TIMEOUT_S' |
   'RUNNER_RESTART_LIMIT' | 'RUNNER_HOLD_DOWN_S' | 'LOG_LEVEL' | 'PRECISION' | 'FIDELITY_MIN_MEAN_COSINE' |
   'FIDELITY_MIN_WORST_COSINE' | 'FIDELITY_MIN_TOP10_OVERLAP'>;
@@ -74,14 +75,21 @@ export class SupervisedRunner extends EventEmitter<{ state: [RunnerState] }> {
   readonly #log: Logger;
   readonly #socket: string;
   readonly #path: string | undefined;
+  readonly #entry: CatalogEntry;
 
   /**
    * socket: the runner's socket path, inside the gateway's private SocketDir. path: the folder of
    * a model served without a catalog entry (MODELS=name=folder).
    */
-  constructor(model: string, device: string, socket: string, settings: RunnerSettings, logger: Logger, path?: string) {
+  /**
+   * entry: the model's catalog entry as the gateway validated it, which the runner takes as it is
+   * rather than reading the catalog again; path: the folder of a model served from one of its own.
+   */
+  constructor(entry: CatalogEntry, device: string, socket: string, settings: RunnerSettings, logger: Logger, path?: string) {
     super();
     this.#path = path;
+    this.#entry = entry;
+    const model = entry.name;
     this.model = model;
     this.device = device;
     this.#settings = settings;
@@ -182,9 +190,9 @@ export class SupervisedRunner extends EventEmitter<{ state: [RunnerState] }> {
     const proc = execa(s.RUNNER_PYTHON, [
       '-m', 'runner',
       '--model', this.model,
-      '--config', s.MODEL_CONFIG,
+      // A folder of one's own names its handler by its files; a catalog model is served as validated here.
+      ...(this.#path ? ['--model-path', this.#path] : ['--entry', JSON.stringify(this.#entry)]),
       '--models-dir', s.MODELS_DIR,
-      ...(this.#path ? ['--model-path', this.#path] : []),
       '--device', device,
       '--socket', `unix://${this.#socket}`,
       '--workers', String(s.MAX_CONCURRENT),

@@ -2,8 +2,8 @@
 // when it starts (node:module's stripTypeScriptTypes) and serves the result as /ui/app.js, so
 // there is no build step, and `tsc -p gateway/ui` checks it.
 import type UPlot from 'uplot';
-import type { ModelList } from '../src/http/schemas/models.ts';
-import type { StatsSample } from '../src/services/stats-sample.ts';
+import type { ModelList } from '../src/dialects/openai/model-schemas.ts';
+import type { StatsSample } from '../src/core/stats-sample.ts';
 
 declare const uPlot: typeof UPlot;
 

@@ -242,7 +242,7 @@ def runner_encode(precision: str):
 
     entry = load_catalog(ROOT / "configs/model_config.yaml")[MODEL]
     handler = load_handler(entry, ROOT / "models", torch.device("cpu"), 16384)
-    apply_precision(handler, MODEL, precision, Thresholds(0.999, 0.995, 0.95), torch.get_num_threads())
+    handler = apply_precision(handler, MODEL, precision, Thresholds(0.999, 0.995, 0.95), torch.get_num_threads())
     opts = EmbedOptions(prompt_name=None, dimensions=None, truncate=True, truncate_side="right", normalize=True)
     return lambda texts: handler.embed(texts, opts)
 

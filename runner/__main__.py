@@ -13,6 +13,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import argparse  # noqa: E402
+import gc  # noqa: E402
 import sys  # noqa: E402
 import threading  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -22,7 +23,7 @@ import torch  # noqa: E402
 from . import compute_threads
 from .catalog import entry_from_gateway, load_catalog
 from .detect import local_entry
-from .device import resolve_device
+from .device import release_memory, resolve_device
 from .device_profile import profile_handler, warm_shapes
 from .errors import ConfigError
 from .fidelity import Thresholds
@@ -110,8 +111,12 @@ def main(argv: list[str] | None = None) -> int:
         handler = load_handler(entry, Path(args.models_dir), device, args.max_batch_tokens, folder)
         limits = Thresholds(args.fidelity_min_mean_cosine, args.fidelity_min_worst_cosine,
                             args.fidelity_min_top10_overlap)
-        report = apply_precision(handler, args.model, args.precision or entry.precision, limits,
-                                 compute_threads.alone(), lambda step: logger.info("precision_step", step=step))
+        handler = apply_precision(handler, args.model, args.precision or entry.precision, limits,
+                                  compute_threads.alone(), lambda step: logger.info("precision_step", step=step))
+        report = handler.precision
+        # The fp32 handler, if another was chosen, is gone now: its device memory goes back too.
+        gc.collect()
+        release_memory(device)
         # Measured on what will serve: the precision's own encoder.
         profile = profile_handler(handler, device, args.max_batch_tokens)
     except ConfigError as exc:

@@ -1,18 +1,18 @@
-"""Puts a loaded handler on the precision its catalog entry or the PRECISION setting asks for.
+"""Chooses the handler to serve at the precision its catalog entry or the PRECISION setting asks for.
 
-fp32 is PyTorch as loaded: the reference, served as it is. The other precisions replace the
-handler's encoder (a reranker or classifier: its whole model) by another path, but only after the
-fidelity gate: both embed, rerank or classify the built-in corpus, and the other path must stay
-within the thresholds. Which paths a device offers is the device profile's to say
-(runner/device_profile.py): on a CPU, a PyTorch bf16 copy and the OpenVINO int8 conversion (with
-bf16 activations too where the CPU runs bf16 natively); on a GPU, fp16 and bf16 copies. auto
-weighs them all: each is timed on the same corpus (best of three alternating rounds), and the
-fastest that passes the gate is kept. The measurement, not the device's name, decides.
+fp32 is PyTorch as loaded: the reference, served as it is. Each other precision is a handler built
+on another backend's encoder from runner/backends/ (for a reranker or classifier, its whole
+model). It is served only after the fidelity gate: both handlers embed, rerank or classify the
+built-in corpus, and the other must stay within the thresholds. No handler changes its encoder
+once built. Which paths a device offers is the device profile's to say (runner/device_profile.py):
+on a CPU, a PyTorch bf16 copy and the OpenVINO int8 conversion (with bf16 activations too where the
+CPU runs bf16 natively); on a GPU, fp16 and bf16 copies. auto weighs them all: each is timed on the
+same corpus (best of three alternating rounds), and the fastest that passes the gate is kept. The
+measurement, not the device's name, decides.
 """
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import time
@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from .catalog import PRECISIONS
-from .device import device_key, release_memory
+from .device import device_key
 from .device_profile import precision_candidates
 from .errors import ConfigError
 from .fidelity import Fidelity, Output, Thresholds, check, compare_scores, compare_vectors, corpus, rerank_sets
@@ -40,9 +40,10 @@ CHOICE_DIR = ".edge-embed-precision"
 
 
 def apply_precision(handler: EncoderHandler, name: str, precision: str, limits: Thresholds, threads: int,
-                    progress: Callable[[str], None] = lambda _: None) -> PrecisionReport:
-    """Leaves fp32 as it is; for another precision, builds (int8: converts once), gates, times and
-    swaps in the encoder (or, for a reranker or classifier, the whole model).
+                    progress: Callable[[str], None] = lambda _: None) -> EncoderHandler:
+    """The handler to serve, its PrecisionReport as `precision`: the one given for fp32; for another
+    precision, one built on that backend's encoder (int8: converted once), gated against the one
+    given and timed. The handler given is then spent: once the caller drops it, the fp32 weights go.
 
     auto times fp32 against every candidate of the device that passes the gate and keeps the
     fastest. The choice is cached per device (a CPU's model, flags and cores; a GPU's name and
@@ -64,7 +65,7 @@ def apply_precision(handler: EncoderHandler, name: str, precision: str, limits: 
         f"a device that offers another ({device.type} offers none)" if not offered else None
     if precision == "fp32" or (precision == "auto" and unfit):
         handler.precision = fp32 if precision == "fp32" else PrecisionReport(loaded, f"{fp32.detail}; auto: other precisions need {unfit}")
-        return handler.precision
+        return handler
     if unfit:
         raise ConfigError(f"{name}: precision {precision} needs {unfit}; use fp32 or auto")
     reference, weights_dir = handler.encoder()
@@ -81,44 +82,43 @@ def apply_precision(handler: EncoderHandler, name: str, precision: str, limits: 
     cached = _remembered(choice_files) if precision == "auto" else None
     if cached and cached["choice"] == "fp32":
         handler.precision = PrecisionReport("fp32", f"{fp32.detail}; auto: {cached['why']} (cached for this device)")
-        return handler.precision
+        return handler
 
     # The candidates: what was asked for, or for auto every one the device offers (the remembered
     # one alone, if any).
     wants = (lambda key: cached["choice"].split("/")[0] == key) if cached else \
         (lambda key: key in offered and precision in (key, "auto"))
-    encoders = {"fp32": reference}
+    # Each candidate is a handler of its own, built on its backend's encoder.
+    handlers = {"fp32": handler}
     converted = False
     for half, dtype in _HALVES.items():
         if wants(half):
             from .backends.torch_half import HalfEncoder
 
-            encoders[half] = HalfEncoder(reference, handler.encoder_output, dtype)
+            handlers[half] = handler.with_encoder(HalfEncoder(reference, handler.encoder_output, dtype))
     if wants("int8"):
         try:
             encoders_int8, converted = _int8_encoders(reference, handler, folder, threads, cached, progress)
-            encoders |= encoders_int8
+            handlers |= {key: handler.with_encoder(encoder) for key, encoder in encoders_int8.items()}
         except Exception as exc:  # a tool's own failure: say so in one line, or weigh the others
             if precision == "int8":
                 raise ConfigError(f"{name}: int8 conversion failed ({type(exc).__name__}: {str(exc)[:200]})") from None
-            if len(encoders) == 1:
+            if len(handlers) == 1:
                 handler.precision = PrecisionReport("fp32", f"{fp32.detail}; auto: int8 conversion failed ({type(exc).__name__})")
-                return handler.precision
-    progress(f"checking {', '.join(list(encoders)[1:])} against fp32 on the fidelity corpus")
+                return handler
+    progress(f"checking {', '.join(list(handlers)[1:])} against fp32 on the fidelity corpus")
     gates = _gates(handler, name)
-    wanted = [compute() for compute, _ in gates]
+    wanted = [compute(handler) for compute, _ in gates]
     fidelities: dict[str, Fidelity] = {}
-    for key, encoder in list(encoders.items())[1:]:
-        handler.use_encoder(encoder)
+    for key, candidate in list(handlers.items())[1:]:
         # Measuring also compiles kernels for these shapes before anything is timed.
-        fidelities[key] = Fidelity.weakest([compare(w, compute()) for w, (compute, compare) in zip(wanted, gates)])
+        fidelities[key] = Fidelity.weakest([compare(w, compute(candidate)) for w, (compute, compare) in zip(wanted, gates)])
     # Only a choice needs timing: auto weighs fp32 too, bf16 or int8 only their own candidates.
     # A remembered choice needs none.
-    timed = [] if cached else list(encoders) if precision == "auto" else list(fidelities) if len(fidelities) > 1 else []
-    seconds = _best_times(handler, {k: encoders[k] for k in timed}, gates[0][0])
-    handler.use_encoder(reference)
+    timed = [] if cached else list(handlers) if precision == "auto" else list(fidelities) if len(fidelities) > 1 else []
+    seconds = _best_times({k: handlers[k] for k in timed}, gates[0][0])
     fp32_seconds = seconds.get("fp32", 0.0)
-    results = {k: (seconds.get(k, 0.0), fidelities[k], encoders[k]) for k in fidelities}
+    results = {k: (seconds.get(k, 0.0), fidelities[k], handlers[k]) for k in fidelities}
     # Untimed candidates (nothing to choose between) carry no seconds, rather than a made-up 0.
     candidates = {k: {"seconds": round(t, 4)} for k, t in seconds.items()}
     for k, f in fidelities.items():
@@ -136,16 +136,8 @@ def apply_precision(handler: EncoderHandler, name: str, precision: str, limits: 
             why = f"fp32 took {fp32_seconds:.3f} s on the gate's corpus, the fastest other ({chosen}) {passing[chosen][0]:.3f} s"
             _remember(choice_files, "fp32", why)
         handler.precision = PrecisionReport("fp32", f"{fp32.detail}; auto: {why}", None, converted, candidates)
-        return handler.precision
-    chosen_seconds, fidelity, encoder = passing[chosen]
-    handler.use_encoder(encoder)
-    # The fp32 encoder's memory goes back once nothing here holds it any more.
-    del reference
-    encoders.clear()
-    results.clear()
-    passing.clear()
-    gc.collect()
-    release_memory(device)
+        return handler
+    chosen_seconds, fidelity, served = passing[chosen]
     detail = f"pytorch {str(_HALVES[chosen]).removeprefix('torch.')} weights and activations" if chosen in _HALVES else \
         f"openvino int8 weights, {chosen.removeprefix('int8/')} activations"
     if precision == "auto":
@@ -153,8 +145,8 @@ def apply_precision(handler: EncoderHandler, name: str, precision: str, limits: 
         if not cached:
             _remember(choice_files, chosen, why)
         detail += f"; auto: {cached['why'] + ' (cached for this device)' if cached else why}"
-    handler.precision = PrecisionReport(chosen.split("/")[0], detail, fidelity, converted, candidates)
-    return handler.precision
+    served.precision = PrecisionReport(chosen.split("/")[0], detail, fidelity, converted, candidates)
+    return served
 
 
 def _int8_encoders(reference, handler: EncoderHandler, folder: Path, threads: int, cached: dict | None,
@@ -171,9 +163,9 @@ def _int8_encoders(reference, handler: EncoderHandler, folder: Path, threads: in
             for a in activations}, converted
 
 
-def _gates(handler: EncoderHandler, name: str) -> list[tuple[Callable[[], Output], Callable[[Output, Output], Fidelity]]]:
-    """Every output the handler serves, as the gate checks it: how to compute it on the corpus, and
-    how to compare two paths' answers. bge-m3's sparse weights are among them, since their relu
+def _gates(handler: EncoderHandler, name: str) -> list[tuple[Callable[[Handler], Output], Callable[[Output, Output], Fidelity]]]:
+    """Every output the handler serves, as the gate checks it: how a handler computes it on the
+    corpus, and how to compare two handlers' answers. bge-m3's sparse weights are among them, since their relu
     threshold makes them the most sensitive to small changes, and so are its ColBERT vectors.
     The first one is also what candidates are timed on."""
     queries, documents = corpus()
@@ -181,23 +173,23 @@ def _gates(handler: EncoderHandler, name: str) -> list[tuple[Callable[[], Output
     capabilities = handler.capabilities
     gates: list = []
     if "text-embedding" in capabilities:
-        gates.append((lambda: handler.embed(texts, EmbedOptions()).vectors, compare_vectors))
+        gates.append((lambda h: h.embed(texts, EmbedOptions()).vectors, compare_vectors))
         # Token embeddings (TEI's /embed_all) are served for every embedding model that has them,
         # and a drifting token hides in the pooled vector.
         if type(handler).token_embeddings is not Handler.token_embeddings:
-            gates.append((lambda: handler.token_embeddings(texts, EmbedOptions()).vectors, compare_vectors))
+            gates.append((lambda h: h.token_embeddings(texts, EmbedOptions()).vectors, compare_vectors))
     if "sparse-embedding" in capabilities:
-        gates.append((lambda: _sparse_rows(handler, texts), compare_vectors))
+        gates.append((lambda h: _sparse_rows(h, texts), compare_vectors))
     if "multi-vector" in capabilities:
-        gates.append((lambda: handler.multi_vector(texts, EmbedOptions()).vectors, compare_vectors))
+        gates.append((lambda h: h.multi_vector(texts, EmbedOptions()).vectors, compare_vectors))
     if "rerank" in capabilities:
         # Raw logits: a sigmoid would squash the differences at both ends that the gate must see.
         # Documents are cut to 64 tokens, so that the gate's 256 pairs cost about what embedding
         # its 80 texts does: a large reranker would otherwise spend minutes on it at every start.
-        gates.append((lambda: np.stack([handler.score(q, docs, truncate=True, raw=True, max_doc_tokens=64).scores
+        gates.append((lambda h: np.stack([h.score(q, docs, truncate=True, raw=True, max_doc_tokens=64).scores
                                         for q, docs in rerank_sets()], axis=1), compare_scores))
     if "classify" in capabilities:
-        gates.append((lambda: handler.classify(texts, truncate=True, raw=True).scores, compare_scores))
+        gates.append((lambda h: h.classify(texts, truncate=True, raw=True).scores, compare_scores))
     if not gates:
         raise ConfigError(f"{name}: the fidelity gate has no check for a handler serving {', '.join(capabilities)}; use fp32")
     return gates
@@ -212,15 +204,14 @@ def _sparse_rows(handler: Handler, texts: list[str]):
     return rows
 
 
-def _best_times(handler: Handler, encoders: dict, work) -> dict[str, float]:
-    """Each encoder's best time for work, over three rounds that alternate between them: one pass
+def _best_times(handlers: dict[str, Handler], work: Callable[[Handler], Output]) -> dict[str, float]:
+    """Each handler's best time for work, over three rounds that alternate between them: one pass
     right after compiling or converting is too noisy to choose by."""
-    seconds = dict.fromkeys(encoders, float("inf"))
+    seconds = dict.fromkeys(handlers, float("inf"))
     for _ in range(3):
-        for key, encoder in encoders.items():
-            handler.use_encoder(encoder)
+        for key, handler in handlers.items():
             started = time.perf_counter()
-            work()
+            work(handler)
             seconds[key] = min(seconds[key], time.perf_counter() - started)
     return seconds
 

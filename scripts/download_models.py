@@ -97,7 +97,7 @@ def prepare(entry: CatalogEntry, models_dir: Path, precision: str) -> str:
     from runner.precision import apply_precision
 
     handler = load_handler(entry, models_dir, torch.device("cpu"), 16384)
-    report = apply_precision(handler, entry.name, precision, Thresholds(), torch.get_num_threads())
+    report = apply_precision(handler, entry.name, precision, Thresholds(), torch.get_num_threads()).precision
     f = report.fidelity
     if f is None:
         return f"{precision}: serves {report.precision} ({report.detail})"

@@ -9,7 +9,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Self
 
 import numpy as np
 import torch
@@ -116,9 +116,13 @@ class EncoderHandler(Handler):
             raise ConfigError(f"{self._ctx.entry.name}: precision int8 is not available for its handler; use fp32")
         return self._model, self.encoder_dir
 
-    def use_encoder(self, encoder: Any) -> None:
-        """Runs every later forward pass on encoder, which answers calls as `encoder()` did."""
-        self._model = encoder
+    def with_encoder(self, encoder: Any) -> Self:
+        """A handler built on another backend's encoder (runner/backends/), which answers calls as
+        `encoder()` does; the tokenizer, heads and settings are this one's. Neither handler changes
+        afterwards: precision.py gates the two against each other and serves one."""
+        built = copy.copy(self)
+        built._model = encoder
+        return built
 
     @property
     def dtype(self) -> torch.dtype:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import weakref
 from pathlib import Path
@@ -41,7 +42,8 @@ def load_minilm(catalog, root):
 
 def test_int8_passes_the_gate_on_minilm_and_is_cached_for_the_next_start(catalog, minilm_copy, st_minilm):
     handler = load_minilm(catalog, minilm_copy)
-    report = apply_precision(handler, MODEL, "int8", Thresholds(), 2)
+    handler = apply_precision(handler, MODEL, "int8", Thresholds(), 2)
+    report = handler.precision
     assert report.precision == "int8" and report.converted
     assert report.detail.startswith("openvino int8 weights, ")
     assert report.fidelity.mean_cosine >= 0.999 and report.fidelity.worst_cosine >= 0.995
@@ -58,7 +60,7 @@ def test_int8_passes_the_gate_on_minilm_and_is_cached_for_the_next_start(catalog
     assert cos.min() < 1 - 1e-7  # really the int8 model, not the fp32 one still in place
     assert len(list((minilm_copy / MODEL / CACHE_DIR).iterdir())) == 1
 
-    again = apply_precision(load_minilm(catalog, minilm_copy), MODEL, "int8", Thresholds(), 2)
+    again = apply_precision(load_minilm(catalog, minilm_copy), MODEL, "int8", Thresholds(), 2).precision
     assert not again.converted
     assert len(list((minilm_copy / MODEL / CACHE_DIR).iterdir())) == 1
 
@@ -74,62 +76,69 @@ def test_int8_below_the_thresholds_is_refused_with_the_figures(catalog, minilm_c
 def test_fp32_is_the_reference_as_loaded(catalog, minilm_copy):
     handler = load_minilm(catalog, minilm_copy)
     model = handler.encoder()[0]
-    report = apply_precision(handler, MODEL, "fp32", Thresholds(), 2)
+    served = apply_precision(handler, MODEL, "fp32", Thresholds(), 2)
+    report = served.precision
     assert (report.precision, report.detail, report.fidelity) == ("fp32", "pytorch float32", None)
-    assert handler.encoder()[0] is model and handler.precision is report
+    assert served is handler and handler.encoder()[0] is model
 
 
-def test_int8_works_for_bge_m3_and_gates_each_of_its_outputs(load, standins):
+def test_int8_works_for_bge_m3_and_gates_each_of_its_outputs(load, standins, monkeypatch):
     # bge-m3's heads stay in PyTorch on top of the int8 encoder; the stand-in's fidelity is random,
     # so the gate is opened here: this checks the plumbing, the MiniLM test checks the numbers.
     handler = load("bge-m3")
     open_gate = Thresholds(0, 0, 0)
-    gated = {"sparse": 0, "multi_vector": 0}
-    for output in gated:  # each output bge-m3 serves is computed for the gate, on both paths
-        def counted(*args, _output=output, _call=getattr(handler, output)):
-            gated[_output] += 1
-            return _call(*args)
-        setattr(handler, output, counted)
-    apply_precision(handler, "bge-m3", "int8", open_gate, 2)
-    # Once for fp32, once per int8 candidate (one or two, as the CPU runs bf16 natively or not).
-    assert gated["sparse"] == gated["multi_vector"] >= 2
-    assert handler.sparse(TEXTS, EmbedOptions()).token_counts[0] > 0
-    assert handler.multi_vector(TEXTS, EmbedOptions()).vectors[0].shape[0] > 0
+    gated = {"sparse": [], "multi_vector": []}
+    for output in gated:  # each output bge-m3 serves is computed for the gate, by each handler
+        def counted(self, *args, _output=output, _call=getattr(type(handler), output)):
+            gated[_output].append(self)
+            return _call(self, *args)
+        monkeypatch.setattr(type(handler), output, counted)
+    served = apply_precision(handler, "bge-m3", "int8", open_gate, 2)
+    # Once by the fp32 handler, once by each int8 one (one or two, as the CPU runs bf16 natively or not).
+    assert served is not handler and isinstance(served.encoder()[0], OpenVinoEncoder)
+    for calls in gated.values():
+        assert calls[0] is handler and len(calls) >= 2 and handler not in calls[1:]
+    assert served.sparse(TEXTS, EmbedOptions()).token_counts[0] > 0
+    assert served.multi_vector(TEXTS, EmbedOptions()).vectors[0].shape[0] > 0
 
 
 @pytest.mark.parametrize("precision", ["int8", "bf16"])
 @pytest.mark.parametrize("name", ["ms-marco-minilm-l6-v2", "nli-distilroberta-base"])
-def test_rerankers_and_classifiers_run_int8_and_bf16_gated_on_their_scores(load, name, precision):
+def test_rerankers_and_classifiers_run_int8_and_bf16_gated_on_their_scores(load, name, precision, monkeypatch):
     # The stand-ins' weights are random, so the gate is opened: this checks the plumbing (the whole
-    # model swapped, logits read from it, scores gated); compare_scores is checked on its own below.
+    # model replaced, logits read from it, scores gated); compare_scores is checked on its own below.
     handler = load(name)
     method = "score" if name.startswith("ms-marco") else "classify"
-    compute = getattr(handler, method)
+    compute = getattr(type(handler), method)
 
-    def sample():
+    def sample(h):
         if method == "score":
-            return compute("what do edge servers do?", [TEXTS[1], TEXTS[0]], True, True)
-        return compute(TEXTS, True, True)
-    before = sample()
+            return compute(h, "what do edge servers do?", [TEXTS[1], TEXTS[0]], True, True)
+        return compute(h, TEXTS, True, True)
+    before = sample(handler)
     gated = []
 
-    def counted(*args, **kwargs):
-        gated.append(args)
-        return compute(*args, **kwargs)
-    setattr(handler, method, counted)
+    def counted(self, *args, **kwargs):
+        gated.append((self, args))
+        return compute(self, *args, **kwargs)
+    monkeypatch.setattr(type(handler), method, counted)
     # Correlations of random scores may well be negative: the open gate takes those too.
-    report = apply_precision(handler, name, precision, Thresholds(-1, -1, 0), 2)
+    served = apply_precision(handler, name, precision, Thresholds(-1, -1, 0), 2)
+    report = served.precision
     assert report.precision == precision and report.fidelity is not None
-    assert isinstance(handler.encoder()[0], OpenVinoEncoder if precision == "int8" else HalfEncoder)
-    # The gate reranks each of its 16 queries against its documents, or classifies its 80 texts.
+    assert isinstance(served.encoder()[0], OpenVinoEncoder if precision == "int8" else HalfEncoder)
+    # The gate reranks each of its 16 queries against its documents, or classifies its 80 texts,
+    # with the fp32 handler and with the candidate.
     queries, documents = corpus()
+    assert {handler, served} <= {h for h, _ in gated}
     if method == "score":
-        assert {(args[0], tuple(args[1])) for args in gated} == {(q, tuple(docs)) for q, docs in rerank_sets()}
+        assert {(args[0], tuple(args[1])) for _, args in gated} == {(q, tuple(docs)) for q, docs in rerank_sets()}
     else:
-        assert gated and all(args[0] == queries + documents for args in gated)
-    after = sample()
+        assert gated and all(args[0] == queries + documents for _, args in gated)
+    after = sample(served)
     assert after.scores.shape == before.scores.shape and after.scores.dtype == np.float32
     assert not np.array_equal(after.scores, before.scores)  # really the other path
+    assert np.array_equal(sample(handler).scores, before.scores)  # and the fp32 handler unchanged
 
 
 def test_the_gate_measures_cosines_and_top10_overlap():
@@ -162,7 +171,7 @@ def test_auto_times_fp32_against_int8_keeps_the_faster_and_remembers_it_for_this
     from runner.device import device_key
 
     handler = load_minilm(catalog, minilm_copy)
-    report = apply_precision(handler, MODEL, "auto", Thresholds(), 2)
+    report = apply_precision(handler, MODEL, "auto", Thresholds(), 2).precision
     assert "auto: " in report.detail and "fp32" in report.candidates
     timings = {k: v["seconds"] for k, v in report.candidates.items() if k == "fp32" or v["passes"]}
     assert "fp32" in timings and len(report.candidates) >= 2
@@ -171,25 +180,26 @@ def test_auto_times_fp32_against_int8_keeps_the_faster_and_remembers_it_for_this
     [choice] = (minilm_copy / MODEL / CACHE_DIR).glob(f"*/choice-{device_key(torch.device('cpu'))}-2-fp32-bf16-int8.json")
     assert json.loads(choice.read_text())["choice"] == ("fp32" if report.precision == "fp32" else fastest)
 
-    again = apply_precision(load_minilm(catalog, minilm_copy), MODEL, "auto", Thresholds(), 2)
+    again = apply_precision(load_minilm(catalog, minilm_copy), MODEL, "auto", Thresholds(), 2).precision
     assert again.precision == report.precision and "(cached for this device)" in again.detail
     # The remembered choice is served without timing anything again; int8 still passes the gate.
     assert all("seconds" not in c for c in again.candidates.values())
     # A choice file that cannot be read is no choice: everything is weighed again.
     choice.write_text("{not json")
-    third = apply_precision(load_minilm(catalog, minilm_copy), MODEL, "auto", Thresholds(), 2)
+    third = apply_precision(load_minilm(catalog, minilm_copy), MODEL, "auto", Thresholds(), 2).precision
     assert "cached" not in third.detail and "fp32" in third.candidates
 
 
 def test_int8_frees_the_fp32_encoder_and_needs_float32(catalog, minilm_copy):
     handler = load_minilm(catalog, minilm_copy)
     torch_model = weakref.ref(handler.encoder()[0])
-    apply_precision(handler, MODEL, "int8", Thresholds(), 2)
-    assert torch_model() is None
+    handler = apply_precision(handler, MODEL, "int8", Thresholds(), 2)
+    gc.collect()
+    assert torch_model() is None  # the fp32 handler, dropped, took its encoder with it
     bf16 = load_handler(dataclasses.replace(catalog[MODEL], dtype="bfloat16"), minilm_copy, torch.device("cpu"), 16384)
     with pytest.raises(ConfigError, match="precision int8 needs dtype float32"):
         apply_precision(bf16, MODEL, "int8", Thresholds(), 2)
-    served = apply_precision(bf16, MODEL, "auto", Thresholds(), 2)
+    served = apply_precision(bf16, MODEL, "auto", Thresholds(), 2).precision
     assert served.precision == "bf16"  # what it was loaded in, not the fp32 it is not
     assert served.detail == "pytorch bfloat16; auto: other precisions need dtype float32"
 
@@ -198,13 +208,15 @@ def test_bf16_passes_the_gate_on_minilm_stays_close_to_fp32_and_frees_the_fp32_e
     handler = load_minilm(catalog, minilm_copy)
     want = handler.embed(TEXTS, EmbedOptions()).vectors
     torch_model = weakref.ref(handler.encoder()[0])
-    report = apply_precision(handler, MODEL, "bf16", Thresholds(), 2)
+    handler = apply_precision(handler, MODEL, "bf16", Thresholds(), 2)
+    report = handler.precision
     assert (report.precision, report.detail) == ("bf16", "pytorch bfloat16 weights and activations")
     assert report.fidelity.worst_cosine >= 0.995 and not report.converted
     got = handler.embed(TEXTS, EmbedOptions()).vectors
     assert got.dtype == np.float32
     assert (want * got).sum(axis=1).min() > 0.999
-    assert torch_model() is None
+    gc.collect()
+    assert torch_model() is None  # the fp32 handler, dropped, took its encoder with it
     with pytest.raises(ConfigError, match="the bf16 path is too far from the reference"):
         apply_precision(load_minilm(catalog, minilm_copy), MODEL, "bf16", Thresholds(mean_cosine=0.9999999), 2)
 
@@ -246,7 +258,7 @@ def test_the_rerank_gate_gives_each_query_its_own_column(load):
                            [1] * len(documents))
     handler.score = score
     [(compute, compare)] = _gates(handler, "ms-marco-minilm-l6-v2")
-    matrix = compute()
+    matrix = compute(handler)
     assert matrix.shape == (16, 16) and compare is compare_scores
     assert all(matrix[k, j] == j * 100 + k for j in range(16) for k in range(16))
 
@@ -254,7 +266,7 @@ def test_the_rerank_gate_gives_each_query_its_own_column(load):
 def test_auto_is_fp32_for_a_handler_without_a_model_to_swap(load):
     handler = load("ms-marco-minilm-l6-v2")
     handler.encoder_dir = None  # as a handler of one's own that does not name its weights' folder
-    report = apply_precision(handler, "ms-marco-minilm-l6-v2", "auto", Thresholds(), 2)
+    report = apply_precision(handler, "ms-marco-minilm-l6-v2", "auto", Thresholds(), 2).precision
     assert report.precision == "fp32" and report.detail.endswith("auto: other precisions need a handler that names its weights folder")
     with pytest.raises(ConfigError, match="precision int8 needs a handler that names its weights folder"):
         apply_precision(handler, "ms-marco-minilm-l6-v2", "int8", Thresholds(), 2)
@@ -292,7 +304,8 @@ def test_a_gpus_half_precisions_go_through_the_gate_and_the_timing(load, monkeyp
     want = handler.embed(TEXTS, EmbedOptions()).vectors
     # The stand-in's vectors are nearly alike, so its top-10 rankings turn on rounding: the gate's
     # cosines hold it to fp32 here, its overlap is left to the real models.
-    report = apply_precision(handler, "bge-small-en-v1.5", precision, Thresholds(top10_overlap=0.5), 2)
+    handler = apply_precision(handler, "bge-small-en-v1.5", precision, Thresholds(top10_overlap=0.5), 2)
+    report = handler.precision
     if precision == "fp16":
         assert (report.precision, report.detail) == ("fp16", "pytorch float16 weights and activations")
     else:

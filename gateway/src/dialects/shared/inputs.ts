@@ -1,16 +1,10 @@
+import type { z } from 'zod';
 import type { EmbedChoices, Inputs } from '../../core/model-service.ts';
 import type { TokenIdVocabulary } from '../../core/tiktoken.ts';
+import type { embeddingExtensions } from './fields.ts';
 
-/** The extension fields a request may carry (see fields.ts). */
-interface ExtensionFields {
-  input_type?: 'query' | 'document';
-  prompt_name?: string;
-  truncate?: boolean;
-  truncation_direction?: 'left' | 'right' | 'Left' | 'Right';
-  normalize?: boolean;
-  tokenizer?: 'cl100k_base' | 'o200k_base' | 'model';
-  dimensions?: number;
-}
+/** The extension fields a request may carry (fields.ts), and a Matryoshka size. */
+type ExtensionFields = Partial<z.output<z.ZodObject<typeof embeddingExtensions>>> & { dimensions?: number };
 
 /**
  * Wire extension fields → the service's choices. `tokenIds` is how the route's own dialect reads

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { execa, type Result, type ResultPromise } from 'execa';
@@ -228,18 +228,21 @@ export class SupervisedRunner extends EventEmitter<{ state: [RunnerState] }> {
     const deadline = Date.now() + s.RUNNER_STARTUP_TIMEOUT_S * 1000;
     let exitedEarly = false;
     void exited.then(() => { exitedEarly = true; });
-    // The client connects once the runner says it serves, so that the channel does not sit in
-    // a reconnect backoff from attempts made before the socket existed; polling every second
-    // covers a runner whose log line went missing, and failed checks are retried 100 ms apart.
+    // The client connects only once the runner's socket exists (it is bound just before the
+    // `serving` line): a channel that tried earlier would sit in a reconnect backoff, which grows
+    // with every failed attempt and could outlast the start by seconds. Polling every second covers
+    // a runner whose log line went missing; failed checks are retried 100 ms apart.
     const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
     let client: RunnerClient | undefined;
-    do {
+    for (;;) {
       await Promise.race([serving, exited, sleep(1_000)]);
       if (client) await Promise.race([exited, sleep(100)]);
       if (exitedEarly || Date.now() >= deadline) break;
+      if (!existsSync(this.#socket)) continue;
       client ??= new RunnerClient(this.model, `unix://${this.#socket}`, secret, s.RUNNER_CALL_TIMEOUT_S * 1000,
         () => this.#callTimedOut(proc));
-    } while (!(await client.isServing(1_000)));
+      if (await client.isServing(1_000)) break;
+    }
     if (!client || exitedEarly || this.#stopped() || Date.now() >= deadline) {
       client?.close();
       if (!exitedEarly) proc.kill('SIGKILL');

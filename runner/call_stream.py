@@ -25,7 +25,7 @@ from typing import Callable, Iterator
 
 import grpc
 
-from . import call_deadline, compute_threads
+from . import call_deadline, compute_threads, logs
 from ._proto import runner_pb2
 
 #: Answers one call; never raises (a failure is a CallResult with an error).
@@ -46,9 +46,11 @@ class CallStream:
 
     def _in_turn(self, calls: Iterator[runner_pb2.Call]) -> Iterator[runner_pb2.CallResult]:
         for call in calls:
-            with compute_threads.on_this_thread():
-                result = self._in_time(call)
-            yield result
+            # The call's routine log lines go out once its result has been sent.
+            with logs.held():
+                with compute_threads.on_this_thread():
+                    result = self._in_time(call)
+                yield result
 
     def _overlapping(self, calls: Iterator[runner_pb2.Call], pool: Executor) -> Iterator[runner_pb2.CallResult]:
         results: queue.SimpleQueue[runner_pb2.CallResult | None] = queue.SimpleQueue()
@@ -57,7 +59,7 @@ class CallStream:
         def read() -> None:
             try:
                 for call in calls:
-                    future = pool.submit(lambda c=call: results.put(self._in_time(c)))
+                    future = pool.submit(self._into, call, results)
                     running.add(future)
                     future.add_done_callback(running.discard)
             except grpc.RpcError:
@@ -70,6 +72,11 @@ class CallStream:
         threading.Thread(target=read, name="calls-reader", daemon=True).start()
         while (result := results.get()) is not None:
             yield result
+
+    def _into(self, call: runner_pb2.Call, results: queue.SimpleQueue) -> None:
+        """Puts the call's result in results, then writes its routine log lines."""
+        with logs.held():
+            results.put(self._in_time(call))
 
     def _in_time(self, call: runner_pb2.Call) -> runner_pb2.CallResult:
         """The call's result, unless the gateway stopped waiting for it before it started."""

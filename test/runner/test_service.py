@@ -337,7 +337,12 @@ def test_failed_inputs_get_placeholder_rows_and_the_call_succeeds(tmp_path, caps
     vectors = np.frombuffer(reply.vectors, dtype="<f4").reshape(3, 3)
     assert vectors.tolist() == [[2, 0, -1.5], [0, 0, 0], [1, 2, -1.5]]
     assert list(reply.token_counts) == [4, 0, 3]
-    batch = next(json.loads(line) for line in capsys.readouterr().out.splitlines() if "batch_done" in line)
+    # The call's batch_done line is written after its result has gone out (runner/logs.py held).
+    out, deadline = "", time.monotonic() + 5
+    while "batch_done" not in out and time.monotonic() < deadline:
+        time.sleep(0.01)
+        out += capsys.readouterr().out
+    batch = next(json.loads(line) for line in out.splitlines() if "batch_done" in line)
     assert batch["failed"] == 1
 
 

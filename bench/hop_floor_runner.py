@@ -11,15 +11,15 @@ one 384-wide vector per text. So a call costs exactly the serving path plus a kn
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from runner.device_profile import DeviceProfile  # noqa: E402
+from runner.device_profile import unmeasured  # noqa: E402
 from runner.handlers.base import EmbedOutput  # noqa: E402
 from runner.logs import JsonLogger  # noqa: E402
 from runner.server import build_server, make_pool  # noqa: E402
@@ -51,12 +51,9 @@ def main() -> int:
     p.add_argument("socket")
     p.add_argument("--work-ms", type=float, default=0)
     args = p.parse_args()
-    # A host-compute profile: calls are served in turn on the stream's thread, as on a CPU.
-    profile = DeviceProfile(host_compute=True, pass_ms=1.0, token_us=1.0, overhead_tokens=16, width_multiple=1,
-                            concurrency=1, call_tokens=4096, measured_seconds=0.0)
-    pool = make_pool(1)
-    server, health = build_server("floor", "cpu", BusyHandler(args.work_ms), pool, args.socket, SECRET,
-                                  JsonLogger("info", model="floor"), profile)
+    # A CPU's profile: calls are served in turn on the stream's thread.
+    server, _ = build_server("floor", "cpu", BusyHandler(args.work_ms), make_pool(1), args.socket, SECRET,
+                             JsonLogger("info", model="floor"), unmeasured(torch.device("cpu")))
     server.start()
     print("ready", flush=True)
     server.wait_for_termination()

@@ -14,9 +14,9 @@ The server is measured over HTTP, with its cache off so that every text is compu
 Each serving path (--precisions, default fp32, bf16 and int8) gets its own server in the same run, and
 so does Infinity, on the same weights, where it is installed (--infinity). A path's
 ceiling C is the runner's own handler, loaded in this process with the same precision and handed
-all 512 texts in one call: what the server would reach with no gateway, no gRPC and no client in
-the way. Rounds (--rounds) time L, C and each shape back to back while the server idles between
-shapes, and every ratio is taken within its round, then the median over rounds is reported, so
+all 512 texts in one call, its passes run on the calling thread as a runner on a CPU runs them:
+what the server would reach with no gateway, no gRPC and no client in the way. Rounds (--rounds)
+time L, C and each shape back to back while the server idles between shapes, and every ratio is taken within its round, then the median over rounds is reported, so
 that a slow spell of a noisy machine moves both sides of a ratio alike. Each path also gets its
 fidelity to L, and its MFU: throughput times the encoder's FLOPs per text, over the fp32 GEMM
 peak measured in the same round on the same threads (a peak taken once would make every MFU of the
@@ -234,6 +234,7 @@ def runner_encode(precision: str):
     import torch
 
     sys.path.insert(0, str(ROOT))
+    from runner import compute_threads
     from runner.catalog import load_catalog
     from runner.fidelity import Thresholds
     from runner.handlers.base import EmbedOptions
@@ -243,8 +244,16 @@ def runner_encode(precision: str):
     entry = load_catalog(ROOT / "configs/model_config.yaml")[MODEL]
     handler = load_handler(entry, ROOT / "models", torch.device("cpu"), 16384)
     handler = apply_precision(handler, MODEL, precision, Thresholds(0.999, 0.995, 0.95), torch.get_num_threads())
+    # As a runner on a CPU serves: passes on the calling thread (which runs L's too), and no idle
+    # thread team left on the compute thread to slow every pass (runner/compute_threads.py).
+    handler.release_compute_team()
     opts = EmbedOptions(prompt_name=None, dimensions=None, truncate=True, truncate_side="right", normalize=True)
-    return lambda texts: handler.embed(texts, opts)
+
+    def encode(texts: list[str]):
+        with compute_threads.on_this_thread():
+            return handler.embed(texts, opts)
+
+    return encode
 
 
 def fidelity(url: str, model, texts: list[str]) -> dict:

@@ -117,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         # The fp32 handler, if another was chosen, is gone now: its device memory goes back too.
         gc.collect()
         release_memory(device)
+        # Loading ran on this thread; passes run on others (see compute_threads).
+        compute_threads.release_team()
         # Measured on what will serve: the precision's own encoder.
         profile = profile_handler(handler, device, args.max_batch_tokens)
     except ConfigError as exc:

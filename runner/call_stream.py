@@ -45,12 +45,16 @@ class CallStream:
         return self._in_turn(calls) if self._pool is None else self._overlapping(calls, self._pool)
 
     def _in_turn(self, calls: Iterator[runner_pb2.Call]) -> Iterator[runner_pb2.CallResult]:
-        for call in calls:
-            # The call's routine log lines go out once its result has been sent.
-            with logs.held():
-                with compute_threads.on_this_thread():
-                    result = self._in_time(call)
-                yield result
+        try:
+            for call in calls:
+                # The call's routine log lines go out once its result has been sent.
+                with logs.held():
+                    with compute_threads.on_this_thread():
+                        result = self._in_time(call)
+                    yield result
+        finally:
+            # The next stream (a gateway reconnecting) may be served by another of gRPC's threads.
+            compute_threads.release_team()
 
     def _overlapping(self, calls: Iterator[runner_pb2.Call], pool: Executor) -> Iterator[runner_pb2.CallResult]:
         results: queue.SimpleQueue[runner_pb2.CallResult | None] = queue.SimpleQueue()

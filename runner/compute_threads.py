@@ -9,17 +9,25 @@ PyTorch keeps its thread count per calling thread once that thread has run a par
 so the count is applied on the thread that runs the forward passes, just before them.
 
 Which thread that is depends on how the runner serves calls. Handlers keep one compute thread, so
-that passes never arrive from alternating threads (each calling thread gets its own OpenMP team,
-and alternating between teams costs ~30% on a small CPU). Where calls take turns anyway, the
-thread that serves them is already always the same one, and it runs the passes itself
-(`on_this_thread`): handing every call to the compute thread and back costs two thread wake-ups.
+that passes never arrive from alternating threads. Where calls take turns anyway, the thread that
+serves them is already always the same one, and it runs the passes itself (`on_this_thread`):
+handing every call to the compute thread and back costs two thread wake-ups.
+
+Each thread that runs a parallel region gets an OpenMP thread team of its own, which outlives the
+region. A thread that will run no more passes lets its team go (`release_team`): while the
+process holds more OpenMP threads than it has cores, libgomp stops spinning between regions, and
+every region of a pass then waits for its threads to wake (the performance docs have the figures).
 """
 
 from __future__ import annotations
 
+import ctypes
+import functools
+import re
 from concurrent.futures import Executor
 from contextlib import contextmanager
 from contextvars import ContextVar
+from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
 import torch
@@ -70,3 +78,27 @@ def on_this_thread() -> Iterator[None]:
 def run_passes(compute_thread: Executor, passes: Callable[[], _T]) -> _T:
     """passes' result, computed here within on_this_thread, else on compute_thread."""
     return passes() if _here.get() else compute_thread.submit(passes).result()
+
+
+@functools.cache
+def _pause_team() -> Callable[[int], int] | None:
+    """omp_pause_resource_all of the libgomp that PyTorch's passes run on: the one in torch's own
+    folder, since other packages (sentencepiece) load copies of their own. Other OpenMP runtimes
+    pause every thread of the process rather than the caller's alone, so they are left as they are."""
+    site = Path(torch.__file__).parent
+    try:
+        with open("/proc/self/maps") as maps:
+            found = [path for path in re.findall(r"(/\S*/libgomp[^/\s]*\.so[^/\s]*)", maps.read())
+                     if Path(path).parent in (site / "lib", site.parent / "torch.libs")]
+        return ctypes.CDLL(found[0]).omp_pause_resource_all if found else None
+    except (OSError, AttributeError):
+        return None
+
+
+def release_team() -> None:
+    """Lets the calling thread's OpenMP team go: its threads exit, and the next parallel region
+    this thread runs starts a new team. For a thread done with forward passes, or handing them to
+    another thread for good."""
+    pause = _pause_team()
+    if pause is not None:
+        pause(1)  # omp_pause_soft: the team's threads go, the runtime stays ready for the next region

@@ -22,6 +22,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from . import compute_threads
 from .catalog import PRECISIONS
 from .device import device_key
 from .device_profile import precision_candidates
@@ -106,6 +107,9 @@ def apply_precision(handler: EncoderHandler, name: str, precision: str, limits: 
             if len(handlers) == 1:
                 handler.precision = PrecisionReport("fp32", f"{fp32.detail}; auto: int8 conversion failed ({type(exc).__name__})")
                 return handler
+    # Building the candidates ran on this thread; the passes timed below run on the compute thread,
+    # as fast as they will serve only with this thread's CPU threads gone (see compute_threads).
+    compute_threads.release_team()
     progress(f"checking {', '.join(list(handlers)[1:])} against fp32 on the fidelity corpus")
     gates = _gates(handler, name)
     wanted = [compute(handler) for compute, _ in gates]

@@ -83,6 +83,9 @@ def warm_up(handler: Handler, pool: ThreadPoolExecutor, opts: ServeOptions, logg
             for _ in range(opts.warmup_steps):
                 with turn:
                     step()
+        # Only the thread that will serve the Calls stream keeps CPU threads for passes, and it
+        # starts them on its first call.
+        compute_threads.release_team()
 
     started = time.perf_counter()
     for future in [pool.submit(task) for _ in range(threads)]:
@@ -182,6 +185,9 @@ def serve(name: str, device: str, handler: Handler, opts: ServeOptions, secret: 
     pool = make_pool(opts.workers)
     if opts.warmup:
         warm_up(handler, pool, opts, logger, passes_here=profile.host_compute)
+    if profile.host_compute:
+        # gRPC's threads run every later pass (call_stream.py); the compute thread has run its last.
+        handler.release_compute_team()
     # After warmup, whose calls are no one's requests.
     tracing.start(name, device, logger)
     # Caught from before binding on, so that a stop request always goes through the cleanup.

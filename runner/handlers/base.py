@@ -151,6 +151,10 @@ class Handler(ABC):
     #: once loaded (a PrecisionReport), and None for a handler used on its own, as in tests.
     precision: PrecisionReport | None = None
 
+    def release_compute_team(self) -> None:
+        """Lets go of the CPU threads a handler's own compute thread keeps for forward passes,
+        once the callers' threads run them instead (compute_threads.on_this_thread)."""
+
     @property
     @abstractmethod
     def dimensions(self) -> int:

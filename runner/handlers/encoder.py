@@ -83,9 +83,9 @@ class EncoderHandler(Handler):
         # Every forward pass runs on this one thread, unless the runner serves calls in turn on
         # one thread of its own (compute_threads.on_this_thread). Two at once would only split
         # the same cores (or GPU) between them, and torch's CPU kernels keep one OpenMP thread
-        # team per calling thread: passes arriving from alternating threads cost ~30% more on a
-        # small CPU. Tokenising and padding stay on the callers' threads, so with two workers
-        # the next batch is prepared while the current one computes.
+        # team per calling thread (see compute_threads). Tokenising and padding stay on the
+        # callers' threads, so with two workers the next batch is prepared while the current
+        # one computes.
         self._compute = ThreadPoolExecutor(max_workers=1, thread_name_prefix="compute")
         self._staging = HostStaging(ctx.device)
         # Until the runner measures its device (apply_profile).
@@ -127,6 +127,9 @@ class EncoderHandler(Handler):
     @property
     def dtype(self) -> torch.dtype:
         return self._ctx.dtype
+
+    def release_compute_team(self) -> None:
+        self._compute.submit(compute_threads.release_team).result()
 
     def apply_profile(self, profile: DeviceProfile) -> None:
         """Cuts and pads every later call as the measured cost of a pass says is cheapest."""

@@ -16,6 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 import pytest
 import torch
 
+from omp_teams import gone, openmp_threads, parallel_region
 from runner import compute_threads
 from runner.call_client import CallFailed, CallsClient
 from runner._proto import runner_pb2, runner_pb2_grpc
@@ -283,6 +284,40 @@ def test_warmup_reaches_every_thread(capsys):
     assert '"msg": "warmup_ok"' in capsys.readouterr().out
 
 
+class Parallel(FakeHandler):
+    """Runs a parallel region in every embed call, and keeps the OpenMP threads that were then
+    alive and had not been before it was made."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.before = openmp_threads()
+        self.teams: set[int] = set()
+
+    def embed(self, texts, opts):
+        self.teams |= parallel_region() - self.before
+        return super().embed(texts, opts)
+
+
+def test_warmup_leaves_no_cpu_threads_of_passes_on_the_threads_that_ran_it(capsys):
+    """Only the thread that serves the Calls stream will run passes; idle teams elsewhere would
+    make every pass wait for its threads to wake (compute_threads.release_team)."""
+    handler = Parallel()
+    opts = ServeOptions(socket="unused", workers=1, warmup=True, warmup_batch_size=1, warmup_steps=1)
+    with make_pool(opts.workers) as pool:
+        warm_up(handler, pool, opts, JsonLogger("info", model="fake"), passes_here=True)
+        assert handler.teams and gone(handler.teams)
+
+
+def test_a_stream_served_in_turn_leaves_no_cpu_threads_of_passes_behind(tmp_path):
+    """The gateway's next stream may be served by another of gRPC's threads."""
+    handler = Parallel()
+    with serving(tmp_path, handler) as address:
+        with calls(address) as client:
+            embed(client, "a")
+            assert handler.teams and not gone(handler.teams, within_s=0.2), "kept while the stream is served"
+        assert gone(handler.teams)
+
+
 @pytest.mark.parametrize("device, most_at_once", [("cpu", 1), ("cuda:0", 2)])
 def test_calls_take_turns_on_a_cpu_and_overlap_on_a_gpu(tmp_path, device, most_at_once):
     lock = threading.Lock()
@@ -517,3 +552,27 @@ def test_a_runner_whose_device_broke_stops_with_its_own_exit_status(tmp_path, mo
     thread.join(timeout=10)
     assert status == [server_module.EXIT_DEVICE_BROKEN]
     assert not socket_path(address).exists()
+
+
+@pytest.mark.parametrize("device, released", [("cpu", True), ("cuda:0", False)])
+def test_serving_in_turn_lets_the_compute_threads_go_after_warmup(tmp_path, monkeypatch, device, released):
+    """On a CPU, gRPC's threads run every pass from then on; on a GPU, the compute thread still does."""
+    after_calls = []
+
+    class Releasing(FakeHandler):
+        def release_compute_team(self):
+            after_calls.append(self.calls)
+
+    stops = []
+    monkeypatch.setattr(server_module.signal, "signal", lambda _, stop: stops.append(stop))  # not the main thread
+    opts = ServeOptions(socket=f"unix://{tmp_path}/r.sock", workers=1, warmup=True, warmup_batch_size=1,
+                        warmup_steps=1)
+    thread = threading.Thread(target=serve, args=("fake", device, Releasing(), opts, SECRET, JsonLogger("warn"),
+                                                  profile_of(device)))
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not socket_path(opts.socket).exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stops[0]()
+    thread.join(timeout=10)
+    assert after_calls == ([1 + 3] if released else [])  # after warmup's call on each pool thread

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import statistics
 import subprocess
@@ -24,20 +23,11 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_embeddings import MODEL, ROOT, corpus, free_port, load, wait_healthy  # noqa: E402 (bench/ is no package)
+from bench_embeddings import MODEL, corpus, load, start_server  # noqa: E402 (bench/ is no package)
 from machine import cpu_description  # noqa: E402
 
 #: Clients and texts per request of each shape, as bench_embeddings.py names them.
 SHAPES = {"32x1": (32, 1), "4x32": (4, 32), "1x512": (1, 512)}
-
-
-def start(checkout: Path, env_extra: dict) -> tuple[subprocess.Popen, str]:
-    """checkout's gateway (and so its runner), serving MiniLM with the cache off."""
-    port = free_port()
-    env = {**os.environ, "MODELS": MODEL, "PORT": str(port), "LOG_LEVEL": "warn", "EMBEDDING_CACHE_SIZE": "0",
-           **env_extra}
-    proc = subprocess.Popen([str(checkout / "node_modules/.bin/node"), "gateway/src/main.ts"], cwd=checkout, env=env)
-    return proc, wait_healthy(proc, port, "/health")
 
 
 def main() -> int:
@@ -57,8 +47,8 @@ def main() -> int:
     common = {"PRECISION": args.precision}
     servers: dict[str, tuple[subprocess.Popen, str]] = {}
     try:
-        servers["base"] = start(args.base.resolve(), common)
-        servers["this"] = start(ROOT, {**common, **dict(kv.split("=", 1) for kv in args.set)})
+        servers["base"] = start_server(common, args.base.resolve())
+        servers["this"] = start_server({**common, **dict(kv.split("=", 1) for kv in args.set)})
         for _, url in servers.values():
             load(url, texts[:128], 4, 32)  # warm both
         rates: dict[str, dict[str, list[float]]] = {name: {shape: [] for shape in SHAPES} for name in servers}

@@ -16,8 +16,9 @@ so does Infinity, on the same weights, where it is installed (--infinity). A pat
 ceiling C is the runner's own handler, loaded in this process with the same precision and handed
 all 512 texts in one call, its passes run on the calling thread as a runner on a CPU runs them:
 what the server would reach with no gateway, no gRPC and no client in the way. Rounds (--rounds)
-time L, C and each shape back to back while the server idles between shapes, and every ratio is taken within its round, then the median over rounds is reported, so
-that a slow spell of a noisy machine moves both sides of a ratio alike. Each path also gets its
+time L, C and each shape back to back while the server idles between shapes, and every ratio is
+taken within its round, then the median over rounds is reported, so that a slow spell of a noisy
+machine moves both sides of a ratio alike. Each path also gets its
 fidelity to L, and its MFU: throughput times the encoder's FLOPs per text, over the fp32 GEMM
 peak measured in the same round on the same threads (a peak taken once would make every MFU of the
 run high or low with the machine's mood at that moment).
@@ -163,11 +164,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(env_extra: dict) -> tuple[subprocess.Popen, str]:
+def start_server(env_extra: dict, checkout: Path = ROOT) -> tuple[subprocess.Popen, str]:
+    """checkout's gateway (and so its runners) serving MiniLM with the cache off, unless env_extra says otherwise."""
     port = free_port()
     env = {**os.environ, "MODELS": MODEL, "PORT": str(port), "LOG_LEVEL": "warn",
            "EMBEDDING_CACHE_SIZE": "0", **env_extra}
-    proc = subprocess.Popen([str(ROOT / "node_modules/.bin/node"), "gateway/src/main.ts"], cwd=ROOT, env=env)
+    proc = subprocess.Popen([str(checkout / "node_modules/.bin/node"), "gateway/src/main.ts"], cwd=checkout, env=env)
     return proc, wait_healthy(proc, port, "/health")
 
 

@@ -10,6 +10,10 @@ import pytest
 import torch
 
 
+def _tids() -> set[int]:
+    return set(map(int, os.listdir("/proc/self/task")))
+
+
 def _comm(tid: int) -> str:
     try:
         with open(f"/proc/self/task/{tid}/comm") as f:
@@ -24,7 +28,7 @@ def openmp_threads() -> set[int]:
     if torch.get_num_threads() < 2:
         pytest.skip("an OpenMP team needs at least two threads")
     python = {t.native_id for t in threading.enumerate()}
-    return {tid for tid in set(map(int, os.listdir("/proc/self/task"))) - python if _comm(tid) == _comm(os.getpid())}
+    return {tid for tid in _tids() - python if _comm(tid) == _comm(os.getpid())}
 
 
 def parallel_region() -> set[int]:
@@ -37,7 +41,7 @@ def parallel_region() -> set[int]:
 def gone(threads: set[int], within_s: float = 5.0) -> bool:
     """Whether all of threads have exited, waiting up to within_s for them."""
     deadline = time.monotonic() + within_s
-    while threads & set(map(int, os.listdir("/proc/self/task"))):
+    while threads & _tids():
         if time.monotonic() > deadline:
             return False
         time.sleep(0.01)

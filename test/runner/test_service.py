@@ -535,6 +535,13 @@ def test_other_errors_leave_the_runner_serving(tmp_path, error, code):
     assert not broken.is_set()
 
 
+def wait_for_socket(address: str) -> None:
+    """Until serve(), started on another thread, has bound address (10 s at most)."""
+    deadline = time.monotonic() + 10
+    while not socket_path(address).exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def test_a_runner_whose_device_broke_stops_with_its_own_exit_status(tmp_path, monkeypatch):
     """serve() itself: the broken call stops the server, which removes its socket and says why."""
     address = f"unix://{tmp_path}/r.sock"
@@ -544,9 +551,7 @@ def test_a_runner_whose_device_broke_stops_with_its_own_exit_status(tmp_path, mo
         serve("fake", "cuda:0", FakeHandler(), opts, SECRET, JsonLogger("warn"), profile_of("cuda:0"))))
     monkeypatch.setattr(server_module.signal, "signal", lambda *_: None)  # not the main thread
     thread.start()
-    deadline = time.monotonic() + 10
-    while not socket_path(address).exists() and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for_socket(address)
     with calls(address) as client, pytest.raises(CallFailed):
         embed(client, "sticky")
     thread.join(timeout=10)
@@ -570,9 +575,7 @@ def test_serving_in_turn_lets_the_compute_threads_go_after_warmup(tmp_path, monk
     thread = threading.Thread(target=serve, args=("fake", device, Releasing(), opts, SECRET, JsonLogger("warn"),
                                                   profile_of(device)))
     thread.start()
-    deadline = time.monotonic() + 10
-    while not socket_path(opts.socket).exists() and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for_socket(opts.socket)
     stops[0]()
     thread.join(timeout=10)
     assert after_calls == ([1 + 3] if released else [])  # after warmup's call on each pool thread

@@ -76,8 +76,8 @@ def test_cpu_image_serves_from_a_read_only_tree(baked_model: str) -> None:
 
 def test_cuda_image_tree_serves_on_the_cpu(baked_model: str) -> None:
     lines: list[str] = []
-    summary = image_tree.check(ROOT / "Dockerfile.cuda", None, {}, {"MODEL_DEVICE": "cpu"}, "/tmp", START_TIMEOUT_S, False,
-                               say=lines.append)
+    summary = image_tree.check(ROOT / "Dockerfile.cuda", None, {}, {"MODEL_DEVICE": "cpu"}, "/tmp", START_TIMEOUT_S,
+                               False, say=lines.append)
     assert summary["ok"], lines
     assert summary["exit_code"] == 0 and summary["user"] == "10001:10001"
 

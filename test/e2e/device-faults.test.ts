@@ -44,7 +44,7 @@ describe('device faults, injected', () => {
     const model = listed.data.find((m: any) => m.id === NAME);
     expect(model.devices).toEqual(['cpu', 'cpu']);
     expect(model.device_profiles).toHaveLength(2);
-    for (const p of model.device_profiles) expect(p).toMatchObject({ device: 'cpu', host_compute: true, concurrency: 1 });
+    for (const p of model.device_profiles) expect(p).toMatchObject({ device: 'cpu', host_compute: true, concurrency: 1, single_thread_tokens: 0 });
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
     expect(metrics).toContain(`runner_up{model="${NAME}",device="cpu",runner="0"} 1`);
     expect(metrics).toContain(`runner_up{model="${NAME}",device="cpu",runner="1"} 1`);

@@ -47,6 +47,21 @@ def test_lone_short_texts_run_on_one_thread_where_it_is_no_slower(monkeypatch, o
     assert measure(time_pass, torch.device("cpu"), 512, 16384).single_thread_tokens == tokens
 
 
+def test_waking_sleeping_threads_is_weighed_by_what_a_lone_request_usually_pays(monkeypatch):
+    monkeypatch.setattr(device_profile.compute_threads, "alone", lambda: 2)
+    monkeypatch.setattr(device_profile.time, "sleep", lambda _: None)
+    woken = iter(range(10**6))
+
+    # All threads are faster than one when their team is awake, but after idling, three passes in
+    # five wait 8 ms for it to wake: the fastest try is a lucky one, and it would have chosen none.
+    def time_pass(rows: int, width: int, threads: int = 0) -> float:
+        if threads == 1:
+            return 0.0015 + 15e-6 * rows * width
+        return 0.001 + 10e-6 * rows * width + (0.008 if next(woken) % 5 < 3 else 0.0)
+
+    assert device_profile._single_thread_tokens(time_pass, 512) == 256
+
+
 def test_an_accelerator_weighs_no_host_threads():
     assert measure(linear(0.006, 2e-6, one_thread_token_s=0), torch.device("cuda:0"), 512, 16384).single_thread_tokens == 0
 

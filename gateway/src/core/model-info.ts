@@ -41,6 +41,7 @@ export interface DeviceProfileView {
   width_multiple: number;
   concurrency: number;
   call_tokens: number;
+  single_thread_tokens: number;
 }
 
 /** One runner of a model, as health and the model list show it. */
@@ -81,6 +82,7 @@ export function runnerView(r: SupervisedRunner): RunnerView {
     restarts: r.restarts,
     reason: r.reason,
     profile: p ? { host_compute: p.host_compute, pass_ms: p.pass_ms, token_us: p.token_us, overhead_tokens: p.overhead_tokens,
-      width_multiple: p.width_multiple, concurrency: p.concurrency, call_tokens: p.call_tokens } : null,
+      width_multiple: p.width_multiple, concurrency: p.concurrency, call_tokens: p.call_tokens,
+      single_thread_tokens: p.single_thread_tokens } : null,
   };
 }

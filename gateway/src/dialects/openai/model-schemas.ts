@@ -58,6 +58,8 @@ export const modelObjectSchema = z.object({
     concurrency: z.number().int(),
     /** The largest call worth making, in tokens. */
     call_tokens: z.number().int(),
+    /** A lone pass of at most this many tokens, after the runner idled, runs on one thread (0: none). */
+    single_thread_tokens: z.number().int(),
   })),
   /** For an entry of MODEL_ALIASES: the served model that answers for it; null for a served model. */
   alias_of: z.string().nullable(),

@@ -157,6 +157,16 @@ def call(tmp_path, capsys, fn):
         return fn(client)
 
 
+def batch_done_line(capsys) -> dict:
+    """The call's batch_done log line. It is written after the call's result has gone out
+    (runner/logs.py held), so the client may hold the result before the line is written."""
+    out, deadline = "", time.monotonic() + 5
+    while "batch_done" not in out and time.monotonic() < deadline:
+        time.sleep(0.01)
+        out += capsys.readouterr().out
+    return next(json.loads(line) for line in out.splitlines() if "batch_done" in line)
+
+
 def embed(client: CallsClient, *texts: str, **fields):
     return client.call("embed", runner_pb2.EmbedRequest(texts=texts), **fields)
 
@@ -168,8 +178,7 @@ def test_embed_packs_little_endian_float32(tmp_path, capsys):
     vectors = np.frombuffer(reply.vectors, dtype="<f4").reshape(2, 3)
     assert vectors.tolist() == [[2, 0, -1.5], [3, 1, -1.5]]
     assert reply.compute_seconds >= 0
-    logged = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    batch = next(line for line in logged if line["msg"] == "batch_done")
+    batch = batch_done_line(capsys)
     assert batch["request_id"] == "req-1,req-2"
     assert batch["model"] == "fake"
 
@@ -372,13 +381,7 @@ def test_failed_inputs_get_placeholder_rows_and_the_call_succeeds(tmp_path, caps
     vectors = np.frombuffer(reply.vectors, dtype="<f4").reshape(3, 3)
     assert vectors.tolist() == [[2, 0, -1.5], [0, 0, 0], [1, 2, -1.5]]
     assert list(reply.token_counts) == [4, 0, 3]
-    # The call's batch_done line is written after its result has gone out (runner/logs.py held).
-    out, deadline = "", time.monotonic() + 5
-    while "batch_done" not in out and time.monotonic() < deadline:
-        time.sleep(0.01)
-        out += capsys.readouterr().out
-    batch = next(json.loads(line) for line in out.splitlines() if "batch_done" in line)
-    assert batch["failed"] == 1
+    assert batch_done_line(capsys)["failed"] == 1
 
 
 @pytest.mark.parametrize("kind, message, rows", [

@@ -12,7 +12,6 @@ token.
 
 from __future__ import annotations
 
-import statistics
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -85,10 +84,6 @@ class DeviceProfile:
 TimePass = Callable[..., float]
 #: Widths of a lone text at which one thread is weighed against all of them after idling.
 _SINGLE_THREAD_WIDTHS = (16, 64, 256)
-#: How many times each of those passes is timed, alternating. Waking a team's sleeping threads
-#: costs a lone pass anything from nothing to several times the pass, so the fastest of a few
-#: tries is often a lucky one; their median is what a lone request's p50 pays.
-_IDLE_REPEATS = 5
 #: Seconds without a pass after which a pass counts as starting on an idle runner: what the
 #: measurement idles for, and about the gap between requests of one client thinking in between.
 IDLE_S = 0.05
@@ -123,16 +118,16 @@ def measure(time_pass: TimePass, device: torch.device, max_tokens: int, max_pass
 
 def _single_thread_tokens(time_pass: TimePass, max_tokens: int, idle_s: float = IDLE_S) -> int:
     """The widest lone text whose pass one thread computes no slower than all of them when the
-    runner has idled idle_s, by the median of their times; 0 if none."""
+    runner has idled idle_s; 0 if none."""
     best = 0
     for width in sorted({min(w, max_tokens) for w in _SINGLE_THREAD_WIDTHS}):
-        one, every = [], []
-        for _ in range(_IDLE_REPEATS):
+        one, every = float("inf"), float("inf")
+        for _ in range(_REPEATS):
             time.sleep(idle_s)
-            one.append(time_pass(1, width, threads=1))
+            one = min(one, time_pass(1, width, threads=1))
             time.sleep(idle_s)
-            every.append(time_pass(1, width))
-        if statistics.median(one) > statistics.median(every):
+            every = min(every, time_pass(1, width))
+        if one > every:
             break
         best = width
     return best

@@ -3,8 +3,6 @@ widths, memory running out) against the exact-width passes they replace."""
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pytest
 import torch
@@ -47,21 +45,6 @@ def test_lone_short_texts_run_on_one_thread_where_it_is_no_slower(monkeypatch, o
         return 0.001 + 10e-6 * rows * width
 
     assert measure(time_pass, torch.device("cpu"), 512, 16384).single_thread_tokens == tokens
-
-
-def test_waking_sleeping_threads_is_weighed_by_what_a_lone_request_usually_pays(monkeypatch):
-    monkeypatch.setattr(device_profile.compute_threads, "alone", lambda: 2)
-    monkeypatch.setattr(device_profile.time, "sleep", lambda _: None)
-    woken = itertools.count()
-
-    # All threads are faster than one when their team is awake, but after idling, three passes in
-    # five wait 8 ms for it to wake: the fastest try is a lucky one, and it would have chosen none.
-    def time_pass(rows: int, width: int, threads: int = 0) -> float:
-        if threads == 1:
-            return 0.0015 + 15e-6 * rows * width
-        return 0.001 + 10e-6 * rows * width + (0.008 if next(woken) % 5 < 3 else 0.0)
-
-    assert measure(time_pass, torch.device("cpu"), 512, 16384).single_thread_tokens == 256
 
 
 def test_an_accelerator_weighs_no_host_threads():
